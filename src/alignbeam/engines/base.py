@@ -1,0 +1,157 @@
+"""The one narrow interface between the AlignBeam method and an inference engine.
+
+The method needs only: a tokenizer view (encode / decode / single-token texts / chat template) and *sessions*,
+sequences with their own KV cache that can be extended, asked for next-token logits, forked and truncated;
+plus `Model.step`, which extends several sessions in one batched forward pass. Everything is numpy on the
+method's side, so the algorithm never knows whether llama.cpp or transformers runs underneath.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Message = dict[str, str]
+
+
+class Tokenizer(ABC):
+    """A model's tokenizer as the method sees it; ids index the model's logits vector."""
+
+    #: length of the logits vector (may exceed the number of real tokens: padded embedding rows)
+    vocab_size: int
+    #: tokens that end a response (eos, end-of-turn)
+    eog_ids: frozenset[int]
+    #: the token that ends an assistant turn in this model's chat template
+    eot_id: int
+    bos_id: int | None
+    add_bos: bool
+
+    @abstractmethod
+    def encode(self, text: str, parse_special: bool = False) -> list[int]:
+        """Text -> ids, never adding BOS/EOS; special-token markup is parsed only when asked."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids -> text without special tokens; an incomplete trailing UTF-8 character becomes U+FFFD."""
+
+    @abstractmethod
+    def token_texts(self) -> list[str]:
+        """Context-free text of every id ("" for special/control tokens); the bridge caches a table of these."""
+
+    @abstractmethod
+    def special_ids(self) -> frozenset[int]:
+        """Ids that never appear as text (control tokens, BOS/EOS, chat markup)."""
+
+    @abstractmethod
+    def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The conversation in this model's own chat template, as text (special markup included)."""
+
+    def encode_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+        """The prompt ids for a conversation, BOS included when the model wants one."""
+        text = self.render_chat(messages, add_generation_prompt)
+        ids = self.encode(text, parse_special=True)
+        if self.add_bos and self.bos_id is not None and (not ids or ids[0] != self.bos_id):
+            ids = [self.bos_id, *ids]
+        return ids
+
+    def fingerprint(self) -> str:
+        """Identifies the vocabulary (for caches keyed on tokenizer pairs); cheap after the first call."""
+        fp = getattr(self, "_fingerprint", None)
+        if fp is None:
+            h = hashlib.sha256()
+            for t in self.token_texts():
+                h.update(t.encode("utf-8", "surrogatepass"))
+                h.update(b"\0")
+            h.update(str(sorted(self.special_ids())).encode())
+            fp = h.hexdigest()[:16]
+            self._fingerprint = fp
+        return fp
+
+
+class Session(ABC):
+    """One sequence with its own KV cache. `tokens` is everything fed so far (prompt included)."""
+
+    model: Model
+    tokens: list[int]
+
+    @abstractmethod
+    def logits(self) -> np.ndarray:
+        """Next-token logits after `tokens`, float32, shape (vocab_size,)."""
+
+    @abstractmethod
+    def extend(self, tokens: Sequence[int]) -> None:
+        """Feed tokens (prefill or decode) and keep their KV."""
+
+    @abstractmethod
+    def fork(self) -> Session:
+        """A new session sharing this prefix (KV copied, not recomputed)."""
+
+    @abstractmethod
+    def truncate(self, n: int) -> None:
+        """Drop everything after the first n tokens; logits() then equals a fresh session's on tokens[:n]."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the KV cache; the session may not be used afterwards."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    engine: str
+    path: str
+    n_ctx: int
+    n_params: int | None = None
+
+
+class Model(ABC):
+    """A loaded causal LM. Cheap to share: the anchor and the judge may be one Model."""
+
+    tokenizer: Tokenizer
+    info: ModelInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def n_ctx(self) -> int:
+        return self.info.n_ctx
+
+    @abstractmethod
+    def session(self, tokens: Sequence[int] = ()) -> Session:
+        """Open a session, prefilled with `tokens`."""
+
+    def step(self, sessions: Sequence[Session], tokens: Sequence[Sequence[int]]) -> None:
+        """Extend each session by its tokens. Engines override this with one batched forward pass."""
+        for s, t in zip(sessions, tokens, strict=True):
+            if t:
+                s.extend(t)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine resources early (they are also released when the object is collected)."""
+
+    def generate_greedy(self, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
+        """Plain greedy decoding from one session: the reference that tests and baselines compare against."""
+        out: list[int] = []
+        with self.session(prompt) as s:
+            for _ in range(max_new_tokens):
+                t = int(np.argmax(s.logits()))
+                if t in self.tokenizer.eog_ids:
+                    break
+                out.append(t)
+                s.extend([t])
+        return out

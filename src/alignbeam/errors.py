@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Every error a user can cause (a wrong name, a missing file, a bad knob) is an `AlignBeamError` whose message
+says what went wrong *and what to do*. The CLI and the server print the message instead of a traceback, so
+the message is the whole user interface of a failure.
+"""
+
+from __future__ import annotations
+
+
+class AlignBeamError(Exception):
+    """An error caused by input or environment that the user can fix; the message says how."""
+
+
+class ModelLoadError(AlignBeamError):
+    """A model could not be resolved or loaded."""
+
+
+class ConfigError(AlignBeamError, ValueError):
+    """A configuration value is out of range or inconsistent with another one."""
+
+
+class ContextOverflowError(AlignBeamError):
+    """A sequence would not fit in the model's context window."""

@@ -1,0 +1,72 @@
+"""HF engine logic (padded batching, fork, truncate) on a tiny random Llama with SmolLM2's real tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alignbeam.engines.hf import HFModel
+from alignbeam.errors import AlignBeamError, ContextOverflowError
+
+
+@pytest.fixture(scope="module")
+def tiny(smollm2_tokenizer_folder: Path) -> HFModel:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    return HFModel(LlamaForCausalLM(cfg), tok, "tiny", "local", n_ctx=128)
+
+
+def test_batched_step_with_unequal_lengths_matches_single(tiny: HFModel) -> None:
+    prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11], [12, 13, 14, 15]]
+    singles = [tiny.session(p) for p in prompts]
+    batched = [tiny.session(p) for p in prompts]
+    for step in range(4):
+        toks = [[100 + step + i] for i in range(len(prompts))]
+        for s, t in zip(singles, toks):
+            s.extend(t)
+        tiny.step(batched, toks)
+        for a, b in zip(batched, singles):
+            np.testing.assert_allclose(a.logits(), b.logits(), atol=1e-4)
+            assert a.tokens == b.tokens
+    # the per-session caches were split back to each session's own length, without padding
+    assert [s.cache.get_seq_length() for s in batched] == [len(s.tokens) for s in batched]
+
+
+def test_fork_extend_truncate_equals_fresh(tiny: HFModel) -> None:
+    base = tiny.session([5, 6, 7, 8])
+    child = base.fork()
+    child.extend([9, 10, 11])
+    fresh = tiny.session([5, 6, 7, 8, 9, 10, 11])
+    np.testing.assert_allclose(child.logits(), fresh.logits(), atol=1e-4)
+    child.truncate(5)
+    np.testing.assert_allclose(child.logits(), tiny.session([5, 6, 7, 8, 9]).logits(), atol=1e-4)
+    # the parent is untouched by what the fork did
+    np.testing.assert_allclose(base.logits(), tiny.session([5, 6, 7, 8]).logits(), atol=1e-4)
+    child.truncate(0)
+    child.extend([5])
+    np.testing.assert_allclose(child.logits(), tiny.session([5]).logits(), atol=1e-4)
+
+
+def test_context_overflow_and_closed_session(tiny: HFModel) -> None:
+    s = tiny.session([1] * 100)
+    with pytest.raises(ContextOverflowError, match="context"):
+        s.extend([1] * 50)
+    s.close()
+    with pytest.raises(AlignBeamError, match="closed"):
+        s.logits()
+    with pytest.raises(AlignBeamError, match="empty session"):
+        tiny.session().logits()
