@@ -34,6 +34,10 @@ class Tokenizer(ABC):
     def encode(self, text: str, parse_special: bool = False) -> list[int]:
         """Text -> ids, never adding BOS/EOS; special-token markup is parsed only when asked."""
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Many texts at once (no special-token parsing); engines with a batch tokenizer override this."""
+        return [self.encode(t) for t in texts]
+
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text without special tokens; an incomplete trailing UTF-8 character becomes U+FFFD."""

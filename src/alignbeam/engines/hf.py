@@ -61,6 +61,12 @@ class HFTokenizer(Tokenizer):
     def encode(self, text: str, parse_special: bool = False) -> list[int]:
         return list(self._tok(text, add_special_tokens=False, split_special_tokens=not parse_special)["input_ids"])
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        out = self._tok(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return [list(x) for x in out]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode([int(i) for i in ids if int(i) not in self._special], skip_special_tokens=True)
 

@@ -1,0 +1,213 @@
+"""AlignBeam: wires the draft, the anchor and the judge to the method, behind `generate()`.
+
+Models are loaded once (and shared: the anchor doubles as the judge without a second copy); every call merges
+its overrides into an immutable config, so one object serves calls with different knobs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alignbeam.config import AlignBeamConfig
+from alignbeam.engines import Model, load_model
+from alignbeam.engines.base import Message
+from alignbeam.engines.chat import validate_messages
+from alignbeam.errors import AlignBeamError, ContextOverflowError
+from alignbeam.method.bridge import Bridge
+from alignbeam.method.judge import Judge, RubricJudge
+from alignbeam.method.search import CandidateSearch
+from alignbeam.method.select import select
+from alignbeam.method.trace import Timer, Trace
+
+DEFAULT_DRAFT = "smollm2-135m"
+DEFAULT_ANCHOR = "qwen2.5-coder-1.5b"
+
+Prompt = str | Sequence[Message]
+
+
+@dataclass
+class Result:
+    text: str
+    finish_reason: str  # "stop" (end of turn / stop string), "length" (max_new_tokens) or "refused"
+    prompt_tokens: int
+    completion_tokens: int
+    trace: Trace | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
+        }
+        if self.trace is not None:
+            d["trace"] = self.trace.to_dict()
+        return d
+
+
+def to_messages(prompt: Prompt, system: str | None = None) -> list[Message]:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise AlignBeamError("the prompt is empty: pass some text or a list of chat messages")
+        msgs = [{"role": "user", "content": prompt}]
+    else:
+        msgs = [dict(m) for m in prompt]
+    if system is not None:
+        msgs = [{"role": "system", "content": system}, *[m for m in msgs if m.get("role") != "system"]]
+    return validate_messages(msgs)
+
+
+class AlignBeam:
+    """Safety transfer at inference time: `AlignBeam(draft=..., anchor=..., judge=...).generate(prompt)`.
+
+    draft, anchor and judge take a model name (embedded name, .gguf path, HF folder or hub id) or a loaded
+    `Model`. judge="anchor" (default) reuses the anchor's loaded model; judge=None disables judging (the
+    most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer.
+    """
+
+    def __init__(
+        self,
+        draft: str | Model = DEFAULT_DRAFT,
+        anchor: str | Model | None = DEFAULT_ANCHOR,
+        judge: str | Model | Judge | None = "anchor",
+        config: AlignBeamConfig | None = None,
+        engine: str = "auto",
+        **config_overrides: Any,
+    ) -> None:
+        self.config = (config or AlignBeamConfig()).merged(**config_overrides)
+        self.draft = load_model(draft, engine=engine)
+        self.anchor = load_model(anchor, engine=engine) if anchor is not None else None
+        if judge == "anchor":
+            if self.anchor is None:
+                raise AlignBeamError("judge='anchor' needs an anchor model; pass judge=None or another judge model")
+            self.judge: Judge | None = RubricJudge(self.anchor)
+        elif judge is None or isinstance(judge, Judge):
+            self.judge = judge
+        else:
+            self.judge = RubricJudge(load_model(judge, engine=engine))
+        self._bridges: dict[str, Bridge] = {}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def bridge(self, policy: str = "drop") -> Bridge:
+        """The (anchor -> draft) bridge for a policy; the table behind it is built once per pair."""
+        if self.anchor is None:
+            raise AlignBeamError("no anchor model: mixing needs one")
+        if policy not in self._bridges:
+            base = next(iter(self._bridges.values()), None)
+            self._bridges[policy] = (
+                base.with_policy(policy) if base else Bridge(self.anchor.tokenizer, self.draft.tokenizer, policy)
+            )
+        return self._bridges[policy]
+
+    def _check_fits(self, n_prompt: int, cfg: AlignBeamConfig, model: Model) -> None:
+        if n_prompt + cfg.max_new_tokens > model.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {n_prompt} tokens for {model.name}, and {n_prompt} + max_new_tokens "
+                f"{cfg.max_new_tokens} exceeds its context window of {model.n_ctx}: shorten the conversation or "
+                "lower max_new_tokens"
+            )
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self, prompt: Prompt, *, trace: bool = False, system: str | None = None, **overrides: Any) -> Result:
+        """Generate one safe response. Any config field can be overridden for this call (alpha=0.3, k=5, ...)."""
+        cfg = self.config.merged(**overrides)
+        messages = to_messages(prompt, system)
+        timer = Timer()
+        t_start = time.perf_counter()
+        d_prompt = self.draft.tokenizer.encode_chat(messages)
+        self._check_fits(len(d_prompt), cfg, self.draft)
+        use_anchor = self.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0
+        a_prompt = None
+        bridge = None
+        if use_anchor:
+            assert self.anchor is not None
+            a_prompt = self.anchor.tokenizer.encode_chat(messages)
+            if len(a_prompt) + cfg.n_mix > self.anchor.n_ctx:
+                raise ContextOverflowError(
+                    f"the prompt has {len(a_prompt)} tokens for the anchor {self.anchor.name}, over its context of "
+                    f"{self.anchor.n_ctx}: shorten the conversation"
+                )
+            with timer.phase("bridge_table"):
+                bridge = self.bridge(cfg.bridge)
+        search = CandidateSearch(self.draft, self.anchor if use_anchor else None, bridge, cfg)
+        rng = np.random.default_rng(cfg.seed)
+        beams = search.start(d_prompt, a_prompt, timer)
+        judge = self.judge
+        if judge is not None and cfg.judge_after is not None and len(beams) > 1:
+            search.continue_beams(beams, timer, rng, limit=cfg.n_mix + cfg.judge_after)
+            with timer.phase("judge"):
+                partial = [self.draft.tokenizer.decode(b.cand.tokens) for b in beams]
+                for b, s in zip(beams, judge.score(messages, partial), strict=True):
+                    b.cand.score = s
+            early = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+            for i, b in enumerate(beams):
+                if i != early.index and not b.done:
+                    b.done = b.cand.stopped_early = True
+            search.continue_beams(beams, timer, rng)
+            cands = search.finish(beams)
+            # the winner is re-judged on its full text: the returned score describes what is returned
+            with timer.phase("judge"):
+                cands[early.index].score = judge.score(messages, [cands[early.index].text])[0]
+            sel = select([cands[early.index]], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+            sel.index = early.index
+        else:
+            search.continue_beams(beams, timer, rng)
+            cands = search.finish(beams)
+            if judge is not None:
+                with timer.phase("judge"):
+                    for c, s in zip(cands, judge.score(messages, [c.text for c in cands]), strict=True):
+                        c.score = s
+            sel = select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+        chosen = cands[sel.index]
+        timings = timer.ms()
+        timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
+        tr = (
+            Trace(
+                cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), bool(bridge and bridge.identity)
+            )
+            if trace
+            else None
+        )
+        if sel.refuse:
+            return Result(cfg.refusal_message, "refused", len(d_prompt), len(chosen.tokens), tr)
+        return Result(chosen.text, "stop" if chosen.finished else "length", len(d_prompt), len(chosen.tokens), tr)
+
+    def generate_batch(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        trace: bool = False,
+        progress: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> list[Result]:
+        """Many prompts, same knobs. Candidates of one prompt are batched; prompts run one after another."""
+        out = []
+        for i, p in enumerate(prompts):
+            out.append(self.generate(p, trace=trace, **overrides))
+            if progress:
+                progress(i + 1)
+        return out
+
+    def generate_draft(self, prompt: Prompt, *, max_new_tokens: int | None = None, system: str | None = None) -> Result:
+        """The draft alone, greedy: the baseline every result is compared with."""
+        return self._alone(self.draft, prompt, max_new_tokens, system)
+
+    def generate_anchor(
+        self, prompt: Prompt, *, max_new_tokens: int | None = None, system: str | None = None
+    ) -> Result:
+        """The anchor alone, greedy, with its own chat template."""
+        if self.anchor is None:
+            raise AlignBeamError("no anchor model loaded")
+        return self._alone(self.anchor, prompt, max_new_tokens, system)
+
+    def _alone(self, model: Model, prompt: Prompt, max_new_tokens: int | None, system: str | None) -> Result:
+        cfg = self.config.merged(max_new_tokens=max_new_tokens)
+        ids = model.tokenizer.encode_chat(to_messages(prompt, system))
+        self._check_fits(len(ids), cfg, model)
+        out = model.generate_greedy(ids, cfg.max_new_tokens)
+        finished = len(out) < cfg.max_new_tokens
+        return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))

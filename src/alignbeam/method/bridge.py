@@ -1,0 +1,144 @@
+"""The vocabulary bridge: the anchor's top-B next-token distribution, re-expressed over the draft's vocabulary.
+
+Each anchor token's text is re-encoded with the draft tokenizer. Doing that per step would cost B encode calls,
+so a per-pair table is built once (and cached on disk, keyed by both tokenizers' fingerprints): for every
+anchor id, the draft id its context-free text maps to exactly (or -1), and the first draft id of its
+re-encoding. A step is then a handful of numpy gathers. Only tokens whose text depends on context (byte-fallback
+pieces and other partial UTF-8, marked in the table) are decoded in context: text(a) = decode(resp + [a]) -
+decode(resp). The anchor's end-of-generation tokens map to the draft's end-of-turn token; other special tokens
+never carry text and are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from alignbeam.engines.base import Tokenizer
+from alignbeam.engines.registry import cache_dir
+
+REPLACEMENT = "\ufffd"
+#: table codes for anchor ids without a context-free mapping
+SKIP = -1  # special/control or empty text: never carries text
+PARTIAL = -2  # text is not a whole character on its own: resolve in context
+MULTI = -3  # re-encodes to several draft tokens
+
+
+@dataclass(frozen=True)
+class BridgeTable:
+    exact: np.ndarray  # int32 [V_s]: draft id if the text maps to one draft token, else SKIP/PARTIAL/MULTI
+    first: np.ndarray  # int32 [V_s]: first draft id of the re-encoding, or -1
+
+    @classmethod
+    def build(cls, anchor: Tokenizer, draft: Tokenizer) -> BridgeTable:
+        texts = anchor.token_texts()
+        n = anchor.vocab_size
+        exact = np.full(n, SKIP, dtype=np.int32)
+        first = np.full(n, -1, dtype=np.int32)
+        idx = [i for i, t in enumerate(texts) if t and REPLACEMENT not in t]
+        partial = [i for i, t in enumerate(texts) if t and REPLACEMENT in t]
+        exact[partial] = PARTIAL
+        encoded = draft.encode_batch([texts[i] for i in idx])
+        for i, ids in zip(idx, encoded, strict=True):
+            if ids:
+                first[i] = ids[0]
+                exact[i] = ids[0] if len(ids) == 1 else MULTI
+        for e in anchor.eog_ids:
+            if e < n:
+                exact[e] = first[e] = draft.eot_id
+        return cls(exact, first)
+
+    @classmethod
+    def load_or_build(cls, anchor: Tokenizer, draft: Tokenizer, use_disk: bool = True) -> BridgeTable:
+        """A few hundred ms to build; cached on disk so a second process pays only a file read."""
+        path = cache_dir() / "bridge" / f"{anchor.fingerprint()}-{draft.fingerprint()}-v1.npz"
+        if use_disk and path.is_file():
+            try:
+                with np.load(path) as z:
+                    return cls(z["exact"], z["first"])
+            except (OSError, ValueError, KeyError):
+                pass  # damaged cache file: rebuild below
+        table = cls.build(anchor, draft)
+        if use_disk:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, exact=table.exact, first=table.first)
+            os.replace(tmp, path)
+        return table
+
+
+@dataclass
+class Translation:
+    """A translated anchor distribution: sparse over the draft vocabulary, normalised over the kept mass."""
+
+    ids: np.ndarray  # int64 draft ids (unique)
+    probs: np.ndarray  # float64, sums to 1 (empty when nothing was kept)
+    kept_mass: float  # anchor probability mass that found a draft token (of the whole distribution)
+    fallback: bool  # nothing kept: the step falls back to the draft alone
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - float(np.max(logits))
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class Bridge:
+    """Translates anchor next-token distributions into the draft vocabulary for one (anchor, draft) pair."""
+
+    def __init__(self, anchor: Tokenizer, draft: Tokenizer, policy: str = "drop", table: BridgeTable | None = None):
+        if policy not in ("drop", "first", "exact"):
+            raise ValueError(f"unknown bridge policy {policy!r}")
+        self.anchor = anchor
+        self.draft = draft
+        self.policy = policy
+        self.identity = anchor.fingerprint() == draft.fingerprint()
+        self.table = None if self.identity else (table or BridgeTable.load_or_build(anchor, draft))
+        self.draft_vocab = draft.vocab_size
+
+    def with_policy(self, policy: str) -> Bridge:
+        if policy == self.policy:
+            return self
+        return Bridge(self.anchor, self.draft, policy, self.table)
+
+    def translate(self, anchor_logits: np.ndarray, top_b: int, context: list[int] | None = None) -> Translation:
+        """Top-B anchor tokens -> draft ids. `context` is the anchor's response so far (for partial tokens)."""
+        p = softmax(anchor_logits)
+        if self.identity:
+            n = min(len(p), self.draft_vocab)
+            ids = np.arange(n)
+            probs = p[:n] / p[:n].sum()
+            return Translation(ids, probs, float(p[:n].sum()), False)
+        b = min(top_b, len(p))
+        top = np.argpartition(-p, b - 1)[:b]
+        pt = p[top]
+        code = self.table.exact[top]
+        tgt = np.where(code == MULTI, self.table.first[top], code) if self.policy == "first" else code.copy()
+        if self.policy != "exact" and context is not None:
+            for j in np.flatnonzero(code == PARTIAL):
+                tgt[j] = self._in_context(int(top[j]), context)
+        keep = tgt >= 0
+        kept = float(pt[keep].sum())
+        if kept <= 0.0:
+            return Translation(np.empty(0, np.int64), np.empty(0), 0.0, True)
+        ids, inv = np.unique(tgt[keep].astype(np.int64), return_inverse=True)
+        probs = np.bincount(inv, weights=pt[keep], minlength=len(ids)) / kept
+        return Translation(ids, probs, kept, False)
+
+    def _in_context(self, token: int, context: list[int]) -> int:
+        """text(a) = decode(resp + [a]) - decode(resp); a byte piece may complete a character here."""
+        before = self.anchor.decode(context[-8:])
+        after = self.anchor.decode([*context[-8:], token])
+        if not after.startswith(before.rstrip(REPLACEMENT)):
+            return SKIP
+        text = after[len(before.rstrip(REPLACEMENT)) :]
+        if not text or REPLACEMENT in text:
+            return SKIP
+        ids = self.draft.encode(text)
+        if len(ids) == 1:
+            return ids[0]
+        return ids[0] if (ids and self.policy == "first") else SKIP

@@ -1,0 +1,164 @@
+"""The candidate phase: priming K distinct first tokens, N mixed steps per beam, continuation by the draft alone.
+
+Every model call goes through `Model.step`, one batched forward pass for all live beams, so K beams cost one
+pass per token position rather than K. The anchor is only consulted during the mixed prefix; its sessions are
+closed as soon as the prefix is done. Nothing here knows which engine runs underneath.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from alignbeam.config import AlignBeamConfig
+from alignbeam.engines.base import Model, Session
+from alignbeam.method.bridge import Bridge, Translation, softmax
+from alignbeam.method.mixing import mix
+from alignbeam.method.sync import TextSync
+from alignbeam.method.trace import Candidate, Timer
+
+
+@dataclass
+class Beam:
+    cand: Candidate
+    draft: Session
+    anchor: Session | None = None
+    done: bool = False  # no more tokens: end-of-turn, stop string, or max_new_tokens
+
+
+class CandidateSearch:
+    def __init__(self, draft: Model, anchor: Model | None, bridge: Bridge | None, cfg: AlignBeamConfig) -> None:
+        self.draft = draft
+        self.anchor = anchor
+        self.bridge = bridge
+        self.cfg = cfg
+        self.use_anchor = anchor is not None and bridge is not None and cfg.alpha > 0 and cfg.n_mix > 0
+        self.sync = TextSync(anchor.tokenizer, draft.tokenizer, bridge.identity) if self.use_anchor else None
+        self.eog = draft.tokenizer.eog_ids
+
+    # -- phase 1 + 2: priming and mixed steps -------------------------------------------------------
+    def start(self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer) -> list[Beam]:
+        cfg = self.cfg
+        with timer.phase("draft_prefill"):
+            d0 = self.draft.session(d_prompt)
+        a0 = None
+        if self.use_anchor:
+            assert self.anchor is not None and a_prompt is not None
+            with timer.phase("anchor_prefill"):
+                a0 = self.anchor.session(a_prompt)
+        self._a_len = len(a_prompt) if a_prompt else 0
+        tr = self._translate(a0, timer) if a0 is not None else None
+        p0 = mix(d0.logits(), tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(d0.logits())
+        k = min(cfg.k, int(np.count_nonzero(p0)))
+        firsts = [int(t) for t in np.argsort(-p0, kind="stable")[:k]]
+        beams: list[Beam] = []
+        for i, t in enumerate(firsts):
+            d = d0 if i == 0 else d0.fork()
+            a = None if a0 is None else (a0 if i == 0 else a0.fork())
+            beams.append(Beam(Candidate(index=i), d, a))
+        for b, t in zip(beams, firsts, strict=True):
+            self._accept(b, t, p0, tr, mixed=cfg.n_mix > 0)
+        self._advance(beams, timer, "mixed_steps")
+        for _ in range(1, cfg.n_mix):
+            live = [b for b in beams if not b.done]
+            if not live:
+                break
+            if self.use_anchor:
+                self._resync(live, timer)
+            for b in live:
+                tr = self._translate(b.anchor, timer) if b.anchor is not None else None
+                p = mix(b.draft.logits(), tr, cfg.alpha, cfg.support)
+                self._accept(b, int(np.argmax(p)), p, tr, mixed=True)
+            self._advance(live, timer, "mixed_steps")
+        for b in beams:
+            if b.anchor is not None:
+                b.anchor.close()
+                b.anchor = None
+        return beams
+
+    def _translate(self, a: Session, timer: Timer) -> Translation:
+        assert self.bridge is not None
+        logits = a.logits()
+        with timer.phase("bridge"):
+            return self.bridge.translate(logits, self.cfg.top_b, context=a.tokens[self._a_len :])
+
+    def _resync(self, live: list[Beam], timer: Timer) -> None:
+        assert self.sync is not None and self.anchor is not None
+        feeds: list[list[int]] = []
+        with timer.phase("resync"):
+            for b in live:
+                assert b.anchor is not None
+                keep, feed = self.sync.plan(b.anchor.tokens[self._a_len :], b.cand.tokens)
+                b.anchor.truncate(self._a_len + keep)
+                feeds.append(feed)
+        with timer.phase("anchor_steps"):
+            self.anchor.step([b.anchor for b in live], feeds)  # type: ignore[misc]
+
+    def _accept(self, b: Beam, t: int, p: np.ndarray, tr: Translation | None, mixed: bool) -> None:
+        c = b.cand
+        if mixed:
+            c.n_mixed += 1
+            c.mixed_logprob += math.log(max(float(p[t]), 1e-300))
+            if tr is not None:
+                c.kept_mass.append(round(tr.kept_mass, 4))
+                c.fallbacks += int(tr.fallback)
+        if t in self.eog:
+            b.done = c.finished = True
+            return
+        c.tokens.append(t)
+        if len(c.tokens) >= self.cfg.max_new_tokens or self._hit_stop(c):
+            b.done = True
+            c.finished = self._hit_stop(c)
+
+    def _advance(self, beams: list[Beam], timer: Timer, phase: str) -> None:
+        live = [b for b in beams if not b.done]
+        if live:
+            with timer.phase(phase):
+                self.draft.step([b.draft for b in live], [[b.cand.tokens[-1]] for b in live])
+
+    def _hit_stop(self, c: Candidate) -> bool:
+        if not self.cfg.stop:
+            return False
+        text = self.draft.tokenizer.decode(c.tokens[-16:])
+        return any(s in text for s in self.cfg.stop)
+
+    # -- phase 3: continuation by the draft alone ---------------------------------------------------
+    def continue_beams(
+        self, beams: list[Beam], timer: Timer, rng: np.random.Generator, limit: int | None = None
+    ) -> None:
+        """Extend every live beam until it ends or holds `limit` tokens (default: max_new_tokens)."""
+        cap = self.cfg.max_new_tokens if limit is None else min(limit, self.cfg.max_new_tokens)
+        while True:
+            live = [b for b in beams if not b.done and len(b.cand.tokens) < cap]
+            if not live:
+                return
+            for b in live:
+                self._accept(b, self._choose(b.draft.logits(), rng), np.empty(0), None, mixed=False)
+            self._advance(live, timer, "continuation")
+
+    def _choose(self, logits: np.ndarray, rng: np.random.Generator) -> int:
+        t = self.cfg.temperature
+        if t == 0:
+            return int(np.argmax(logits))
+        p = softmax(logits / t)
+        if self.cfg.top_p < 1.0:
+            order = np.argsort(-p)
+            cut = int(np.searchsorted(np.cumsum(p[order]), self.cfg.top_p)) + 1
+            mask = np.zeros_like(p)
+            mask[order[:cut]] = p[order[:cut]]
+            p = mask / mask.sum()
+        return int(rng.choice(len(p), p=p))
+
+    def finish(self, beams: list[Beam]) -> list[Candidate]:
+        out = []
+        for b in beams:
+            text = self.draft.tokenizer.decode(b.cand.tokens)
+            for s in self.cfg.stop:
+                if s in text:
+                    text = text[: text.index(s)]
+            b.cand.text = text.rstrip("\ufffd")
+            b.draft.close()
+            out.append(b.cand)
+        return out
