@@ -3,17 +3,26 @@
 The public API is what this module exports; everything else is private and may change.
 """
 
+from alignbeam.api import AlignBeam, Result
+from alignbeam.config import AlignBeamConfig
 from alignbeam.engines import Model, Session, Tokenizer, load_model
 from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError, ModelLoadError
+from alignbeam.method.judge import Judge, RubricJudge, SafetyJudge
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlignBeam",
+    "AlignBeamConfig",
     "AlignBeamError",
     "ConfigError",
     "ContextOverflowError",
+    "Judge",
     "Model",
     "ModelLoadError",
+    "Result",
+    "RubricJudge",
+    "SafetyJudge",
     "Session",
     "Tokenizer",
     "__version__",

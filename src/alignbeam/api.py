@@ -7,7 +7,7 @@ its overrides into an immutable config, so one object serves calls with differen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from alignbeam.engines.base import Message
 from alignbeam.engines.chat import validate_messages
 from alignbeam.errors import AlignBeamError, ContextOverflowError
 from alignbeam.method.bridge import Bridge
-from alignbeam.method.judge import Judge, RubricJudge
+from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import select
 from alignbeam.method.trace import Timer, Trace
@@ -66,7 +66,8 @@ class AlignBeam:
 
     draft, anchor and judge take a model name (embedded name, .gguf path, HF folder or hub id) or a loaded
     `Model`. judge="anchor" (default) reuses the anchor's loaded model; judge=None disables judging (the
-    most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer.
+    most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer. judge_method picks
+    the LLM judge: "safety" (default: request harm x response compliance) or "rubric" (the paper's 1-5 rubric).
     """
 
     def __init__(
@@ -76,19 +77,23 @@ class AlignBeam:
         judge: str | Model | Judge | None = "anchor",
         config: AlignBeamConfig | None = None,
         engine: str = "auto",
+        judge_method: str = "safety",
         **config_overrides: Any,
     ) -> None:
         self.config = (config or AlignBeamConfig()).merged(**config_overrides)
+        if judge_method not in JUDGES:
+            raise AlignBeamError(f"unknown judge_method {judge_method!r}: choose one of {', '.join(JUDGES)}")
+        make_judge = JUDGES[judge_method]
         self.draft = load_model(draft, engine=engine)
         self.anchor = load_model(anchor, engine=engine) if anchor is not None else None
         if judge == "anchor":
             if self.anchor is None:
                 raise AlignBeamError("judge='anchor' needs an anchor model; pass judge=None or another judge model")
-            self.judge: Judge | None = RubricJudge(self.anchor)
+            self.judge: Judge | None = make_judge(self.anchor)
         elif judge is None or isinstance(judge, Judge):
             self.judge = judge
         else:
-            self.judge = RubricJudge(load_model(judge, engine=engine))
+            self.judge = make_judge(load_model(judge, engine=engine))
         self._bridges: dict[str, Bridge] = {}
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -114,6 +119,33 @@ class AlignBeam:
     # -- generation -------------------------------------------------------------------------------
     def generate(self, prompt: Prompt, *, trace: bool = False, system: str | None = None, **overrides: Any) -> Result:
         """Generate one safe response. Any config field can be overridden for this call (alpha=0.3, k=5, ...)."""
+        it = self._generate(prompt, trace, system, overrides, stream=False)
+        while True:
+            try:
+                next(it)
+            except StopIteration as stop:
+                return stop.value
+
+    def stream(
+        self, prompt: Prompt, *, trace: bool = False, system: str | None = None, **overrides: Any
+    ) -> Iterator[str | Result]:
+        """Yield the response as text deltas, then the `Result` as the last item.
+
+        With `judge_after` set, the winner's continuation streams token by token as it is generated; with full
+        judging (the paper), nothing can be shown before every candidate is finished and judged, so the chosen
+        text arrives in token-sized pieces at the end.
+        """
+        it = self._generate(prompt, trace, system, overrides, stream=True)
+        while True:
+            try:
+                yield next(it)
+            except StopIteration as stop:
+                yield stop.value
+                return
+
+    def _generate(
+        self, prompt: Prompt, trace: bool, system: str | None, overrides: dict[str, Any], stream: bool
+    ) -> Generator[str, None, Result]:
         cfg = self.config.merged(**overrides)
         messages = to_messages(prompt, system)
         timer = Timer()
@@ -137,23 +169,27 @@ class AlignBeam:
         rng = np.random.default_rng(cfg.seed)
         beams = search.start(d_prompt, a_prompt, timer)
         judge = self.judge
+        emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop)
         if judge is not None and cfg.judge_after is not None and len(beams) > 1:
+            # Early judging: score K partial candidates, finish only the winner. Its score stays the early one,
+            # so what was streamed is never contradicted afterwards.
             search.continue_beams(beams, timer, rng, limit=cfg.n_mix + cfg.judge_after)
             with timer.phase("judge"):
                 partial = [self.draft.tokenizer.decode(b.cand.tokens) for b in beams]
                 for b, s in zip(beams, judge.score(messages, partial), strict=True):
                     b.cand.score = s
-            early = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+            sel = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
             for i, b in enumerate(beams):
-                if i != early.index and not b.done:
+                if i != sel.index and not b.done:
                     b.done = b.cand.stopped_early = True
-            search.continue_beams(beams, timer, rng)
+            winner = beams[sel.index]
+            if stream and not sel.refuse:
+                yield from emitter.feed(winner.cand.tokens)
+                for _ in search.iter_continue([winner], timer, rng):
+                    yield from emitter.feed(winner.cand.tokens)
+            else:
+                search.continue_beams(beams, timer, rng)
             cands = search.finish(beams)
-            # the winner is re-judged on its full text: the returned score describes what is returned
-            with timer.phase("judge"):
-                cands[early.index].score = judge.score(messages, [cands[early.index].text])[0]
-            sel = select([cands[early.index]], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
-            sel.index = early.index
         else:
             search.continue_beams(beams, timer, rng)
             cands = search.finish(beams)
@@ -165,15 +201,14 @@ class AlignBeam:
         chosen = cands[sel.index]
         timings = timer.ms()
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
-        tr = (
-            Trace(
-                cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), bool(bridge and bridge.identity)
-            )
-            if trace
-            else None
-        )
+        identity = bool(bridge and bridge.identity)
+        tr = Trace(cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), identity) if trace else None
         if sel.refuse:
+            if stream:
+                yield cfg.refusal_message
             return Result(cfg.refusal_message, "refused", len(d_prompt), len(chosen.tokens), tr)
+        if stream:
+            yield from emitter.feed(chosen.tokens, final_text=chosen.text)
         return Result(chosen.text, "stop" if chosen.finished else "length", len(d_prompt), len(chosen.tokens), tr)
 
     def generate_batch(
@@ -211,3 +246,31 @@ class AlignBeam:
         out = model.generate_greedy(ids, cfg.max_new_tokens)
         finished = len(out) < cfg.max_new_tokens
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
+
+
+class _Emitter:
+    """Turns a growing token list into text deltas that never need to be taken back.
+
+    A trailing incomplete UTF-8 character is held back, and so is any tail that could still grow into a stop
+    string; at the end the final (stop-trimmed) text settles what is left.
+    """
+
+    def __init__(self, decode: Callable[[Sequence[int]], str], stop: Sequence[str]) -> None:
+        self._decode = decode
+        self._stop = tuple(stop)
+        self._hold = max((len(s) for s in stop), default=1) - 1
+        self.sent = ""
+
+    def feed(self, tokens: Sequence[int], final_text: str | None = None) -> Iterator[str]:
+        if final_text is not None:
+            text = final_text
+        else:
+            text = self._decode(tokens).rstrip("\ufffd")
+            for s in self._stop:
+                if s in text:
+                    text = text[: text.index(s)]
+            if self._hold:
+                text = text[: max(len(self.sent), len(text) - self._hold)]
+        if text.startswith(self.sent) and len(text) > len(self.sent):
+            delta, self.sent = text[len(self.sent) :], text
+            yield delta

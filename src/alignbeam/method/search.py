@@ -8,6 +8,7 @@ closed as soon as the prefix is done. Nothing here knows which engine runs under
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,7 @@ class CandidateSearch:
         k = min(cfg.k, int(np.count_nonzero(p0)))
         firsts = [int(t) for t in np.argsort(-p0, kind="stable")[:k]]
         beams: list[Beam] = []
-        for i, t in enumerate(firsts):
+        for i in range(len(firsts)):
             d = d0 if i == 0 else d0.fork()
             a = None if a0 is None else (a0 if i == 0 else a0.fork())
             beams.append(Beam(Candidate(index=i), d, a))
@@ -129,6 +130,13 @@ class CandidateSearch:
         self, beams: list[Beam], timer: Timer, rng: np.random.Generator, limit: int | None = None
     ) -> None:
         """Extend every live beam until it ends or holds `limit` tokens (default: max_new_tokens)."""
+        for _ in self.iter_continue(beams, timer, rng, limit):
+            pass
+
+    def iter_continue(
+        self, beams: list[Beam], timer: Timer, rng: np.random.Generator, limit: int | None = None
+    ) -> Iterator[None]:
+        """`continue_beams`, one yield per generated position (streaming hooks in here)."""
         cap = self.cfg.max_new_tokens if limit is None else min(limit, self.cfg.max_new_tokens)
         while True:
             live = [b for b in beams if not b.done and len(b.cand.tokens) < cap]
@@ -137,6 +145,7 @@ class CandidateSearch:
             for b in live:
                 self._accept(b, self._choose(b.draft.logits(), rng), np.empty(0), None, mixed=False)
             self._advance(live, timer, "continuation")
+            yield None
 
     def _choose(self, logits: np.ndarray, rng: np.random.Generator) -> int:
         t = self.cfg.temperature

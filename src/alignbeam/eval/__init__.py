@@ -1,0 +1,1 @@
+"""Evaluation: benchmark loaders, refusal and utility scorers, runner and report."""
