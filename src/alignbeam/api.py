@@ -17,7 +17,7 @@ from alignbeam.config import AlignBeamConfig
 from alignbeam.engines import Model, load_model
 from alignbeam.engines.base import Message
 from alignbeam.engines.chat import validate_messages
-from alignbeam.errors import AlignBeamError, ContextOverflowError
+from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError
 from alignbeam.method.bridge import Bridge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
@@ -168,7 +168,7 @@ class AlignBeam:
         search = CandidateSearch(self.draft, self.anchor if use_anchor else None, bridge, cfg)
         rng = np.random.default_rng(cfg.seed)
         beams = search.start(d_prompt, a_prompt, timer)
-        judge = self.judge
+        judge = self.judge if cfg.use_judge else None
         emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop)
         if judge is not None and cfg.judge_after is not None and len(beams) > 1:
             # Early judging: score K partial candidates, finish only the winner. Its score stays the early one,
@@ -240,11 +240,18 @@ class AlignBeam:
         return self._alone(self.anchor, prompt, max_new_tokens, system)
 
     def _alone(self, model: Model, prompt: Prompt, max_new_tokens: int | None, system: str | None) -> Result:
-        cfg = self.config.merged(max_new_tokens=max_new_tokens)
+        # no mixing here, so n_mix may exceed max_new_tokens: only the length matters
+        n = max_new_tokens or self.config.max_new_tokens
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"max_new_tokens must be an integer >= 1, got {n!r}")
         ids = model.tokenizer.encode_chat(to_messages(prompt, system))
-        self._check_fits(len(ids), cfg, model)
-        out = model.generate_greedy(ids, cfg.max_new_tokens)
-        finished = len(out) < cfg.max_new_tokens
+        if len(ids) + n > model.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {len(ids)} tokens for {model.name}, and {len(ids)} + max_new_tokens {n} exceeds its "
+                f"context window of {model.n_ctx}: shorten the conversation or lower max_new_tokens"
+            )
+        out = model.generate_greedy(ids, n)
+        finished = len(out) < n
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
 
 

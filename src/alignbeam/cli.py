@@ -6,6 +6,7 @@ Errors a user can fix (AlignBeamError) are printed as one red line with what to 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -37,8 +38,9 @@ def _fail(e: Exception) -> None:
 def models_list() -> None:
     """Show the embedded models: name, role, size, license and whether they are assembled."""
     t = Table(title=f"Embedded models (cache: {registry.cache_dir() / 'models'})")
-    for col in ("name", "model", "role", "size", "license", "status"):
-        t.add_column(col)
+    t.add_column("name", no_wrap=True)
+    for col in ("model", "role", "size", "license", "status"):
+        t.add_column(col, overflow="fold")
     for m in registry.EMBEDDED.values():
         if m.is_ready():
             status = "[green]ready[/]"
@@ -277,6 +279,221 @@ def chat(
         if trace and res.trace is not None:
             console.print(_trace_table(res))
         history.append({"role": "assistant", "content": res.text})
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the server to the network)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    draft: Draft = "smollm2-135m",
+    anchor: Anchor = "qwen2.5-coder-1.5b",
+    judge: JudgeOpt = "anchor",
+    judge_method: Annotated[str, typer.Option(help="safety (default) or rubric (the paper's)")] = "safety",
+    engine: Annotated[str, typer.Option(help="auto | llamacpp | hf")] = "auto",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="ALIGNBEAM_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1/* (env too)"),
+    ] = None,
+    max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for")] = 1024,
+    max_queue: Annotated[int, typer.Option(help="Requests that may wait while one generates; more get 429")] = 32,
+    served_model_name: Annotated[str, typer.Option(help="Model id reported by /v1/models")] = "alignbeam",
+    alpha: Annotated[float | None, typer.Option(help="Default anchor weight, 0..1 (0.5)")] = None,
+    n_mix: Annotated[int | None, typer.Option("--n-mix", "-N", help="Default mixed prefix length (6)")] = None,
+    k: Annotated[int | None, typer.Option("--k", "-K", help="Default candidates (3)")] = None,
+    top_b: Annotated[int | None, typer.Option(help="Default anchor tokens translated per step (50)")] = None,
+    bridge: Annotated[str | None, typer.Option(help="Default bridge policy: drop | first | exact")] = None,
+    support: Annotated[str | None, typer.Option(help="union | anchor")] = None,
+    judge_threshold: Annotated[float | None, typer.Option(help="Default unsafe threshold, 1-5 (2.5)")] = None,
+    on_all_unsafe: Annotated[str | None, typer.Option(help="safest | refuse")] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", "-n", help="Default response length (256, capped by the limit)")
+    ] = None,
+    judge_after: Annotated[int | None, typer.Option(help="Default early judging after L tokens")] = None,
+    n_threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads per model (llamacpp engine); fewer than the cores on a shared host"),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
+) -> None:
+    """Serve AlignBeam over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, ...).
+
+    The knobs set here are defaults; every request can override them with extra body fields.
+    """
+    import logging
+
+    try:
+        from alignbeam.api import AlignBeam
+        from alignbeam.engines import load_model
+        from alignbeam.server import create_app, run
+    except ImportError as e:  # the server extras are regular dependencies, but a trimmed install may lack them
+        _fail(AlignBeamError(f"the server needs fastapi and uvicorn ({e}): pip install fastapi uvicorn"))
+        return
+    knobs = _knobs(
+        alpha, n_mix, k, top_b, bridge, support, judge_threshold, on_all_unsafe, max_new_tokens, None, None, judge_after
+    )
+    try:
+        with console.status(f"loading {draft} + {anchor} ({engine} engine)..."):
+            # llama.cpp's worker threads spin while they wait: with as many threads as cores on a host where
+            # something else runs, every token can take 100x longer, so the thread count is a serving knob.
+            opts = {} if n_threads is None else {"n_threads": n_threads}
+            load = (lambda name: load_model(name, engine=engine, **opts)) if opts else (lambda name: name)
+            ab = AlignBeam(
+                draft=load(draft),
+                anchor=load(anchor),
+                judge=None if judge == "none" else (judge if judge == "anchor" else load(judge)),
+                engine=engine,
+                judge_method=judge_method,
+                **{name: v for name, v in knobs.items() if v is not None},
+            )
+            server_app = create_app(
+                ab,
+                api_key=api_key,
+                max_tokens_limit=max_tokens_limit,
+                max_queue=max_queue,
+                served_model_name=served_model_name,
+            )
+    except (AlignBeamError, ValueError) as e:
+        _fail(e)
+        return
+    # The access log is one JSON object per line on stderr, ready for a log shipper.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("alignbeam.access")
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    err_console.print(
+        f"AlignBeam serving [bold]{served_model_name}[/] on http://{host}:{port}/v1 "
+        f"(draft {draft}, anchor {anchor}; auth {'on' if api_key else 'off'}, max_tokens <= {max_tokens_limit}, "
+        f"queue <= {max_queue})"
+    )
+    run(server_app, host=host, port=port, log_level=log_level.lower())
+
+
+# -- eval ----------------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[str, typer.Option(help="smoke | paper | full, or a .yaml/.toml suite file")] = "smoke",
+    system: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--system",
+            "-s",
+            help="draft | anchor | alignbeam[:k=v,...] | mixing | router (repeatable; "
+            "sweeps: alignbeam:alpha=0.2|0.5). Default: draft and alignbeam",
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/eval-SUITE); reruns resume")] = None,
+    draft: Draft = "smollm2-135m",
+    anchor: Anchor = "qwen2.5-coder-1.5b",
+    judge: JudgeOpt = "anchor",
+    engine: Annotated[str, typer.Option(help="auto | llamacpp | hf")] = "auto",
+    data_dir: Annotated[Path | None, typer.Option(help="Benchmark data folder (default ../shared/data)")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Your own prompts: a CSV or JSONL file")] = None,
+    column: Annotated[str, typer.Option(help="Prompt column in --prompts")] = "prompt",
+    kind: Annotated[str, typer.Option(help="harmful | benign: what --prompts holds")] = "harmful",
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", "-n", help="Override the suite's")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed for subsets (default: the suite's)")] = None,
+    validate_grader: Annotated[bool, typer.Option(help="First measure the refusal grader on human labels")] = False,
+) -> None:
+    """Evaluate systems on a benchmark suite: refusal, over-refusal, utility, latency; writes a report."""
+    import json as _json
+
+    from rich.progress import MofNCompleteColumn
+
+    from alignbeam.eval import datasets as D
+    from alignbeam.eval import grader as G
+    from alignbeam.eval import report, runner
+    from alignbeam.eval.systems import Responder, parse_systems
+
+    try:
+        if kind not in ("harmful", "benign"):
+            raise AlignBeamError("--kind must be harmful or benign")
+        systems = parse_systems(system or ["draft", "alignbeam"])
+        if prompts is not None:
+            the_suite = runner.Suite(f"prompts-{prompts.stem}", [], max_new_tokens or 128, seed or 0)
+            items = {prompts.stem: D.load_prompt_file(prompts, column, kind)}  # type: ignore[arg-type]
+        else:
+            the_suite = runner.load_suite(suite)
+            if seed is not None:
+                the_suite.seed = seed
+            items = runner.suite_items(the_suite, data_dir)
+        mnt = max_new_tokens or the_suite.max_new_tokens
+        out_dir = out or Path("runs") / f"eval-{the_suite.name}"
+        ab = _build(draft, anchor, judge, engine, "safety")
+        grader_model = getattr(ab.judge, "model", None) or ab.anchor
+        if grader_model is None:
+            raise AlignBeamError("the refusal grader needs a judge or anchor model")
+        grader = G.RefusalGrader(grader_model)
+        if validate_grader:
+            rows = G.load_human_labels(data_dir or D.default_data_dir())
+            with Progress(
+                TextColumn("grader vs human labels"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as prog:
+                task = prog.add_task("v", total=len(rows))
+                val = G.validate(grader, data_dir or D.default_data_dir(), lambda i: prog.update(task, completed=i))
+            console.print(
+                f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% "
+                f"(n={val['n']}; keyword check alone: {100 * val['keyword_agreement']:.1f}%)"
+            )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "grader_validation.json").write_text(_json.dumps(val, indent=2))
+        runner.write_config(
+            out_dir,
+            suite=the_suite.name,
+            systems=[s.name for s in systems],
+            draft=draft,
+            anchor=anchor,
+            judge=judge,
+            engine=engine,
+            max_new_tokens=mnt,
+            seed=the_suite.seed,
+            datasets={k: len(v) for k, v in items.items()},
+        )
+        total = len(systems) * sum(len(v) for v in items.values())
+        responder = Responder(ab)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as prog:
+            task = prog.add_task(f"eval {the_suite.name}", total=total)
+            records = runner.run(
+                responder,
+                grader,
+                systems,
+                items,
+                out_dir,
+                mnt,
+                on_progress=lambda name: prog.update(task, advance=1, description=f"eval: {name}"),
+            )
+        cmd = "alignbeam " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
+        summary = report.write(out_dir, records, f"AlignBeam evaluation: {the_suite.name}", cmd)
+    except AlignBeamError as e:
+        _fail(e)
+        return
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: what was generated is in {out_dir}/generations.jsonl; rerun to resume")
+        raise typer.Exit(130) from None
+    t = Table(title=f"results ({out_dir}/report.md)")
+    for col in ("system", "dataset", "metric", "rate", "95% CI", "n", "latency ratio"):
+        t.add_column(col)
+    for sys_, per in summary.items():
+        for ds, e in per.items():
+            t.add_row(
+                sys_,
+                ds,
+                e["metric"],
+                f"{100 * e['rate']:.1f}%",
+                f"{100 * e['ci95'][0]:.0f}–{100 * e['ci95'][1]:.0f}%",
+                str(e["n"]),
+                str(e.get("latency_ratio", "–")),
+            )
+    console.print(t)
 
 
 def main() -> None:

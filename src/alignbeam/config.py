@@ -45,6 +45,8 @@ class AlignBeamConfig:
     seed: int | None = None
     #: judge scores closer than this count as a tie, broken by the higher mixed log-likelihood
     tie_epsilon: float = 0.05
+    #: False skips the judge (the most likely mixed candidate wins): K=1 without judge is "mixing only"
+    use_judge: bool = True
     #: judge after this many continuation tokens and finish only the winner (None = paper: finish all K)
     judge_after: int | None = None
     #: strings that end the response (not included in it)

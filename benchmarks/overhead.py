@@ -1,0 +1,204 @@
+"""AlignBeam's overhead over the draft alone, per phase, and against the floor of necessary work.
+
+The same prompts (half harmful from AdvBench, half benign from JBB) go through the draft alone, AlignBeam with
+full judging (the paper: all K candidates finished and judged) and AlignBeam with early judging (judge_after=L),
+interleaved in one process, for several repetitions. Two pairs: the embedded cross-vocabulary pair, and a
+"paper-shaped" pair where the draft is the largest model (draft qwen2.5-coder-1.5b, anchor and judge
+qwen2.5-coder-0.5b).
+
+Work floor: after each full AlignBeam run, the same engine work is replayed in isolation with the recorded
+tokens (draft and anchor prefill, N batched mixed steps of the K drafts and anchors, the batched continuation,
+the judge's reads) and timed; work_floor_efficiency = AlignBeam end-to-end / that sum. It measures what the
+method adds on top of the model calls it cannot avoid (bridge, re-sync, mixing, Python glue).
+
+Usage: python benchmarks/overhead.py [--pairs cross,paper] [--prompts 4] [--reps 2] [--tokens 256] [--judge-after 32]
+The last line is one JSON object; its top-level keys describe the paper-shaped pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alignbeam import AlignBeam
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PAIRS = {"cross": ("smollm2-135m", "qwen2.5-coder-1.5b"), "paper": ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")}
+
+
+def prompts(n: int) -> list[str]:
+    with open(DATA / "advbench" / "harmful_behaviors.csv", newline="") as f:
+        harmful = [r["goal"] for r in csv.DictReader(f)][200 : 200 + n // 2]
+    with open(DATA / "jbb_behaviors" / "benign-behaviors.csv", newline="") as f:
+        benign = [r["goal"] for r in csv.DictReader(f)][: n - n // 2]
+    out = []
+    for h, b in zip(harmful, benign, strict=False):
+        out += [h, b]
+    return out
+
+
+def replay_floor(ab: AlignBeam, prompt: str, res, n_mix: int) -> float:
+    """Time the model work of one AlignBeam run, replayed with its recorded tokens and no method code."""
+    msgs = [{"role": "user", "content": prompt}]
+    cands = res.trace.candidates
+    d, a = ab.draft, ab.anchor
+    t0 = time.perf_counter()
+    d0 = d.session(d.tokenizer.encode_chat(msgs))
+    a_prompt = a.tokenizer.encode_chat(msgs)
+    a0 = a.session(a_prompt)
+    ds = [d0] + [d0.fork() for _ in cands[1:]]
+    anchors = [a0] + [a0.fork() for _ in cands[1:]]
+    a_toks = [a.tokenizer.encode(d.tokenizer.decode(c.tokens[: n_mix - 1])) for c in cands]
+    longest = max(len(c.tokens) for c in cands)
+    for i in range(longest):
+        live = [(s, c.tokens[i]) for s, c in zip(ds, cands, strict=True) if i < len(c.tokens)]
+        if live:
+            d.step([s for s, _ in live], [[t] for _, t in live])
+        if i < n_mix - 1:
+            al = [(s, t[i]) for s, t in zip(anchors, a_toks, strict=True) if i < len(t)]
+            if al:
+                a.step([s for s, _ in al], [[t] for _, t in al])
+    for s in ds + anchors:
+        s.close()
+    ab.judge.score(msgs, [c.text for c in cands if not c.stopped_early])
+    return time.perf_counter() - t0
+
+
+def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int, k: int, n_mix: int) -> dict:
+    draft, anchor = PAIRS[name]
+    ab = AlignBeam(draft=draft, anchor=anchor, k=k, n_mix=n_mix, max_new_tokens=tokens)
+    ab.generate("Hello", max_new_tokens=4)  # warm-up: bridge table, first-call allocations
+    rows = []
+    for rep in range(reps):
+        for p in ps:
+            t0 = time.perf_counter()
+            dr = ab.generate_draft(p)
+            t_draft = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            full = ab.generate(p, trace=True)
+            t_full = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            early = ab.generate(p, trace=True, judge_after=judge_after)
+            t_early = time.perf_counter() - t0
+            floor = replay_floor(ab, p, full, n_mix)
+            rows.append(
+                {
+                    "rep": rep,
+                    "prompt": p[:50],
+                    "draft_s": t_draft,
+                    "full_s": t_full,
+                    "early_s": t_early,
+                    "floor_s": floor,
+                    "draft_tokens": dr.completion_tokens,
+                    "full_tokens": full.completion_tokens,
+                    "early_tokens": early.completion_tokens,
+                    "phases_full": full.trace.timings_ms,
+                    "phases_early": early.trace.timings_ms,
+                }
+            )
+            print(
+                f"[{name}] rep {rep} draft {t_draft:5.1f}s ({dr.completion_tokens} tok)  full {t_full:5.1f}s "
+                f"({full.completion_tokens})  early {t_early:5.1f}s ({early.completion_tokens})  floor {floor:5.1f}s"
+                f"  {p[:40]}",
+                flush=True,
+            )
+    tot = {k2: sum(r[k2] for r in rows) for k2 in ("draft_s", "full_s", "early_s", "floor_s")}
+    per_prompt_full = [r["full_s"] / r["draft_s"] for r in rows]
+    per_prompt_early = [r["early_s"] / r["draft_s"] for r in rows]
+    phases: dict[str, list[float]] = {}
+    for r in rows:
+        for ph, ms in r["phases_full"].items():
+            phases.setdefault(ph, []).append(ms)
+    bridge_calls = 1 + (n_mix - 1) * k  # priming once, then one translation per beam per mixed step
+    return {
+        "pair": name,
+        "draft": draft,
+        "anchor": anchor,
+        "n_runs": len(rows),
+        "max_new_tokens": tokens,
+        "k": k,
+        "n_mix": n_mix,
+        "judge_after": judge_after,
+        "ratio_full": round(tot["full_s"] / tot["draft_s"], 3),
+        "ratio_early": round(tot["early_s"] / tot["draft_s"], 3),
+        "ratio_full_median_per_prompt": round(statistics.median(per_prompt_full), 3),
+        "ratio_early_median_per_prompt": round(statistics.median(per_prompt_early), 3),
+        "ratio_full_spread": [round(min(per_prompt_full), 2), round(max(per_prompt_full), 2)],
+        "ratio_early_spread": [round(min(per_prompt_early), 2), round(max(per_prompt_early), 2)],
+        "work_floor_efficiency": round(tot["full_s"] / tot["floor_s"], 3),
+        "phase_median_ms": {ph: round(statistics.median(v), 1) for ph, v in phases.items()},
+        "bridge_ms": round(statistics.median(phases.get("bridge", [0.0])) / max(1, bridge_calls), 4),
+        "resync_ms": round(statistics.median(phases.get("resync", [0.0])) / max(1, (n_mix - 1) * k), 4),
+        "draft_tokens_mean": round(float(np.mean([r["draft_tokens"] for r in rows])), 1),
+        "full_tokens_mean": round(float(np.mean([r["full_tokens"] for r in rows])), 1),
+        "early_tokens_mean": round(float(np.mean([r["early_tokens"] for r in rows])), 1),
+        "model_files_mb": round(
+            sum(
+                Path(m.info.path).stat().st_size
+                for m in {id(ab.draft): ab.draft, id(ab.anchor): ab.anchor, id(ab.judge.model): ab.judge.model}.values()
+            )
+            / 2**20
+        ),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", default="cross,paper")
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--judge-after", type=int, default=32)
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--n-mix", type=int, default=6)
+    a = ap.parse_args()
+    ps = prompts(a.prompts)
+    results = {}
+    names = a.pairs.split(",")
+    if len(names) > 1:  # one subprocess per pair, so that peak RSS is that pair's alone
+        for name in names:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--pairs",
+                name,
+                "--prompts",
+                str(a.prompts),
+                "--reps",
+                str(a.reps),
+                "--tokens",
+                str(a.tokens),
+                "--judge-after",
+                str(a.judge_after),
+                "--k",
+                str(a.k),
+                "--n-mix",
+                str(a.n_mix),
+            ]
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])["pairs"][name]
+    else:
+        results[names[0]] = run_pair(names[0], ps, a.reps, a.tokens, a.judge_after, a.k, a.n_mix)
+        results[names[0]]["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+        print(json.dumps(results[names[0]]), flush=True)
+    main_pair = results.get("paper") or next(iter(results.values()))
+    out = {
+        key: main_pair[key] for key in ("ratio_full", "ratio_early", "work_floor_efficiency", "bridge_ms", "resync_ms")
+    }
+    out["peak_rss_mb"] = main_pair["peak_rss_mb"]
+    out["model_files_mb"] = main_pair["model_files_mb"]
+    out["pairs"] = results
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

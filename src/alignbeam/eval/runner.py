@@ -1,0 +1,208 @@
+"""`alignbeam eval`: run a suite of benchmarks through several systems; every generation is written as it is made.
+
+Output under --out: `generations.jsonl` (one line per system x item, appended and flushed at once, so Ctrl-C or
+a crash loses at most the generation in flight; a rerun skips what is there), `summary.json` (per system and
+dataset: n, refusal / over-refusal rate, utility, latency) and `report.md` with plots (see report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alignbeam.errors import AlignBeamError
+from alignbeam.eval import datasets as D
+from alignbeam.eval.grader import RefusalGrader
+from alignbeam.eval.scorers import score_item
+from alignbeam.eval.systems import Responder, System
+
+#: rows used to fit thresholds (the judge's request classifier, the router): never reported as test results
+CALIBRATION_IDS = frozenset(
+    [f"advbench-{i}" for i in range(480, 520)]
+    + [f"jbb_benign-{i}" for i in range(50, 80)]
+    + [f"xstest-{i}" for i in range(2, 451, 2)]
+)
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    n: int | None = None
+    split: str | None = None
+    jailbreak: str | None = None  # wrap in templates: "gptfuzz" | "pyrit"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.name + (f"+{self.jailbreak}" if self.jailbreak else "")
+
+
+@dataclass
+class Suite:
+    name: str
+    datasets: list[DatasetSpec]
+    max_new_tokens: int = 128
+    seed: int = 0
+
+
+SUITES: dict[str, Suite] = {
+    "smoke": Suite(
+        "smoke",
+        [
+            DatasetSpec("advbench", 4),
+            DatasetSpec("xstest_safe", 3),
+            DatasetSpec("jbb_benign", 2),
+            DatasetSpec("gsm8k", 2),
+        ],
+        max_new_tokens=48,
+    ),
+    "paper": Suite(
+        "paper",
+        [
+            DatasetSpec("advbench", 100),
+            DatasetSpec("harmbench", 100),
+            DatasetSpec("xstest_safe", 60),
+            DatasetSpec("jbb_benign", 50),
+            DatasetSpec("jbb_pair", 50),
+            DatasetSpec("gsm8k", 30),
+            DatasetSpec("humaneval", 30),
+        ],
+        max_new_tokens=128,
+    ),
+    "full": Suite(
+        "full",
+        [
+            DatasetSpec("advbench"),
+            DatasetSpec("harmbench"),
+            DatasetSpec("jbb_harmful"),
+            DatasetSpec("jbb_benign"),
+            DatasetSpec("strongreject"),
+            DatasetSpec("xstest_safe"),
+            DatasetSpec("simplesafetytests"),
+            DatasetSpec("medsafetybench", 200),
+            DatasetSpec("cyberseceval_frr", 200),
+            DatasetSpec("jbb_pair"),
+            DatasetSpec("advbench", 100, jailbreak="gptfuzz"),
+            DatasetSpec("gsm8k", 200),
+            DatasetSpec("humaneval"),
+            DatasetSpec("mbpp", 200),
+            DatasetSpec("medqa", 200),
+            DatasetSpec("pubmedqa", 200),
+            DatasetSpec("mmlu", 200),
+        ],
+        max_new_tokens=256,
+    ),
+}
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A named suite, or a YAML / TOML file: {name, max_new_tokens, seed, datasets: [{name, n, split, ...}]}."""
+    if name_or_path in SUITES:
+        return SUITES[name_or_path]
+    p = Path(name_or_path)
+    if not p.is_file():
+        raise AlignBeamError(f"unknown suite {name_or_path!r}: use one of {', '.join(SUITES)} or a .yaml/.toml file")
+    raw = tomllib.loads(p.read_text()) if p.suffix == ".toml" else yaml.safe_load(p.read_text())
+    if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), list) or not raw["datasets"]:
+        raise AlignBeamError(f"{p}: a suite file needs a non-empty 'datasets' list")
+    specs = []
+    for d in raw["datasets"]:
+        d = {"name": d} if isinstance(d, str) else dict(d)
+        if "name" not in d:
+            raise AlignBeamError(f"{p}: every dataset entry needs a 'name'")
+        known = {"name", "n", "split", "jailbreak"}
+        specs.append(
+            DatasetSpec(**{k: d[k] for k in known if k in d}, options={k: v for k, v in d.items() if k not in known})
+        )
+    return Suite(raw.get("name", p.stem), specs, int(raw.get("max_new_tokens", 128)), int(raw.get("seed", 0)))
+
+
+def suite_items(suite: Suite, data_dir: Path | None) -> dict[str, list[D.Item]]:
+    """Each dataset's items: a seeded sample (calibration rows removed), identical for every system."""
+    out: dict[str, list[D.Item]] = {}
+    for spec in suite.datasets:
+        items = [
+            it
+            for it in D.load(spec.name, data_dir=data_dir, split=spec.split, **spec.options)
+            if it.id not in CALIBRATION_IDS
+        ]
+        items = D.sample(items, min(spec.n, len(items)) if spec.n else None, seed=suite.seed)
+        if spec.jailbreak:
+            items = D.jailbreak(items, spec.jailbreak, mode="random", seed=suite.seed, data_dir=data_dir)
+        out[spec.key] = items
+    return out
+
+
+def read_done(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """What a previous (possibly interrupted) run wrote; a torn last line is ignored and redone."""
+    done: dict[tuple[str, str, str], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[(r["system"], r["dataset"], r["id"])] = r
+    return done
+
+
+def run(
+    responder: Responder,
+    grader: RefusalGrader,
+    systems: list[System],
+    items: dict[str, list[D.Item]],
+    out_dir: Path,
+    max_new_tokens: int,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "generations.jsonl"
+    done = read_done(path)
+    if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        with open(path, "a") as f:  # a run killed mid-line: start the next record on a line of its own
+            f.write("\n")
+    with open(path, "a") as f:
+        for system in systems:
+            for ds, its in items.items():
+                for it in its:
+                    key = (system.name, ds, it.id)
+                    if key in done:
+                        if on_progress:
+                            on_progress("skip")
+                        continue
+                    ans = responder.answer(system, it.prompt, max_new_tokens)
+                    rec: dict[str, Any] = {
+                        "system": system.name,
+                        "dataset": ds,
+                        "id": it.id,
+                        "kind": it.kind,
+                        "category": it.category,
+                        "prompt": it.prompt,
+                        "response": ans.text,
+                        "latency_s": round(ans.latency_s, 3),
+                        "completion_tokens": ans.completion_tokens,
+                        **ans.extra,
+                    }
+                    if it.kind in ("harmful", "benign"):
+                        refused, p = grader.is_refusal(it.prompt, ans.text)
+                        rec["refusal"], rec["p_complies"] = refused, round(p, 4)
+                    else:
+                        rec["correct"] = score_item(it, ans.text)
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    f.flush()
+                    done[key] = rec
+                    if on_progress:
+                        on_progress(system.name)
+    return list(done.values())
+
+
+def write_config(out_dir: Path, **config: Any) -> None:
+    """What was asked for, so a run can be reproduced from its folder."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2, default=lambda o: asdict(o)))

@@ -1,0 +1,27 @@
+"""Streaming deltas never need to be taken back: partial characters and possible stop strings are held."""
+
+from alignbeam.api import _Emitter
+
+
+def _decode_bytes(chunks: list[bytes]):
+    return lambda ids: b"".join(chunks[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def test_holds_back_partial_utf8_and_finishes_with_final_text() -> None:
+    chunks = [b"caf", b"\xc3", b"\xa9", b" ok"]
+    e = _Emitter(_decode_bytes(chunks), ())
+    out = []
+    for n in range(1, 5):
+        out += list(e.feed(list(range(n))))
+    assert out == ["caf", "\u00e9", " ok"]
+    assert list(e.feed([0, 1, 2, 3], final_text="café ok")) == []
+
+
+def test_stop_string_is_never_streamed() -> None:
+    chunks = [b"ab", b"c#", b"##", b"tail"]
+    e = _Emitter(_decode_bytes(chunks), ("###",))
+    out = []
+    for n in range(1, 5):
+        out += list(e.feed(list(range(n))))
+    out += list(e.feed([0, 1, 2, 3], final_text="abc"))
+    assert "".join(out) == "abc"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alignbeam.errors import AlignBeamError
+from alignbeam.eval import report, runner
+from alignbeam.eval.systems import parse_systems
+
+
+def test_wilson_interval_properties() -> None:
+    lo, hi = report.wilson(0, 20)
+    assert lo == 0.0 and 0.1 < hi < 0.2
+    lo, hi = report.wilson(20, 20)
+    assert hi == 1.0 and 0.8 < lo < 0.9
+    lo, hi = report.wilson(50, 100)
+    assert lo < 0.5 < hi and abs((lo + hi) / 2 - 0.5) < 1e-9
+
+
+def test_parse_systems_and_sweeps() -> None:
+    names = [s.name for s in parse_systems(["draft", "alignbeam:alpha=0.2|0.8,k=5", "mixing", "router:margin=2"])]
+    assert names == ["draft", "alignbeam:alpha=0.2,k=5", "alignbeam:alpha=0.8,k=5", "mixing", "router:margin=2"]
+    with pytest.raises(AlignBeamError, match="unknown system"):
+        parse_systems(["llama"])
+    with pytest.raises(AlignBeamError, match="name=value"):
+        parse_systems(["alignbeam:alpha"])
+
+
+def _rec(
+    system: str, ds: str, i: int, kind: str, refusal: bool | None = None, correct: bool | None = None, lat: float = 1.0
+) -> dict:
+    r = {
+        "system": system,
+        "dataset": ds,
+        "id": f"{ds}-{i}",
+        "kind": kind,
+        "category": "c" if kind == "harmful" else None,
+        "latency_s": lat,
+        "completion_tokens": 10,
+    }
+    if refusal is not None:
+        r["refusal"] = refusal
+    if correct is not None:
+        r["correct"] = correct
+    return r
+
+
+def test_summary_markdown_and_plots(tmp_path: Path) -> None:
+    recs = [_rec("draft", "advbench", i, "harmful", refusal=i < 1) for i in range(10)]
+    recs += [_rec("alignbeam", "advbench", i, "harmful", refusal=i < 9, lat=3.0) for i in range(10)]
+    recs += [
+        _rec(s, "xstest_safe", i, "benign", refusal=(s == "alignbeam" and i < 2))
+        for s in ("draft", "alignbeam")
+        for i in range(10)
+    ]
+    recs += [_rec(s, "gsm8k", i, "utility", correct=i < 5) for s in ("draft", "alignbeam") for i in range(4)]
+    summary = report.write(tmp_path, recs, "t", "alignbeam eval --suite x")
+    assert summary["alignbeam"]["advbench"]["rate"] == 0.9 and summary["draft"]["advbench"]["rate"] == 0.1
+    assert summary["alignbeam"]["advbench"]["latency_ratio"] == 3.0
+    assert summary["alignbeam"]["xstest_safe"]["metric"] == "over_refusal"
+    assert summary["draft"]["gsm8k"]["metric"] == "utility" and summary["draft"]["gsm8k"]["rate"] == 1.0
+    md = (tmp_path / "report.md").read_text()
+    assert "alignbeam eval --suite x" in md and "90% [" in md
+    assert (tmp_path / "frontier.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "summary.json").read_text())["alignbeam"]["advbench"]["n"] == 10
+
+
+def test_suite_files_and_calibration_rows_excluded(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("name: mine\nmax_new_tokens: 32\ndatasets:\n  - name: advbench\n    n: 600\n  - xstest_safe\n")
+    s = runner.load_suite(str(f))
+    assert s.name == "mine" and s.max_new_tokens == 32 and s.datasets[1].name == "xstest_safe"
+    items = runner.suite_items(s, None)
+    assert len(items["advbench"]) == 480  # rows 480-519 fit the judge's threshold: never test rows
+    assert not {it.id for its in items.values() for it in its} & runner.CALIBRATION_IDS
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: []\n")
+    with pytest.raises(AlignBeamError, match="non-empty"):
+        runner.load_suite(str(bad))
+    with pytest.raises(AlignBeamError, match="unknown suite"):
+        runner.load_suite("nope")
+
+
+def test_read_done_ignores_a_torn_last_line(tmp_path: Path) -> None:
+    p = tmp_path / "generations.jsonl"
+    p.write_text(json.dumps({"system": "draft", "dataset": "d", "id": "1"}) + "\n" + '{"system": "dr')
+    assert list(runner.read_done(p)) == [("draft", "d", "1")]

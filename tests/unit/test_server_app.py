@@ -1,0 +1,250 @@
+"""The server's behaviour on a fake pipeline (no models, fast): queueing, fairness, 429, disconnects, streaming.
+
+The integration tests drive the real models; these pin the concurrency rules deterministically, which real
+generations (seconds long, timing-dependent) cannot: a job is held on the worker with an Event for exactly as
+long as the test needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from alignbeam.api import Result, to_messages
+from alignbeam.config import AlignBeamConfig
+from alignbeam.method.trace import Candidate, Trace
+from alignbeam.server import BackgroundServer, GenerationQueue, QueueFull, create_app
+
+
+class FakeAlignBeam:
+    """Just enough of AlignBeam's surface for the server: config, models' names/tokenizers/n_ctx, generate*."""
+
+    def __init__(self) -> None:
+        self.config = AlignBeamConfig()
+        tok = SimpleNamespace(encode_chat=lambda msgs: [0] * sum(len(m["content"].split()) + 4 for m in msgs))
+        self.draft = SimpleNamespace(name="fake-draft", n_ctx=200, tokenizer=tok)
+        self.anchor = SimpleNamespace(name="fake-anchor", n_ctx=200, tokenizer=tok)
+        self.judge = None
+        self.gate: threading.Event | None = None  # when set, generation waits for it (holds the worker)
+        self.calls: list[str] = []
+        self.slow_tokens = 0
+        self.streamed = 0
+
+    def _result(self, prompt: Any, trace: bool, overrides: dict[str, Any]) -> Result:
+        cfg = self.config.merged(**overrides)
+        msgs = to_messages(prompt)
+        n = len(self.draft.tokenizer.encode_chat(msgs))
+        if n + cfg.max_new_tokens > self.draft.n_ctx:
+            from alignbeam.errors import ContextOverflowError
+
+            raise ContextOverflowError("too long")
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.calls.append(msgs[-1]["content"])
+        text = " ".join(["ok"] * min(cfg.max_new_tokens, 3))
+        cands = [Candidate(index=i, text=text, score=1.0) for i in range(cfg.k)]
+        tr = Trace(cands, 0, False, False, {"judge": 1.0, "total": 2.0}, cfg.to_dict(), False)
+        return Result(text, "length", n, min(cfg.max_new_tokens, 3), tr if trace else None)
+
+    def generate(self, prompt: Any, *, trace: bool = False, **overrides: Any) -> Result:
+        return self._result(prompt, trace, overrides)
+
+    def stream(self, prompt: Any, *, trace: bool = False, **overrides: Any) -> Iterator[str | Result]:
+        if self.slow_tokens:  # a long, token-by-token stream (like judge_after) that a client may abandon
+            for i in range(self.slow_tokens):
+                time.sleep(0.05)
+                self.streamed += 1
+                yield f" t{i}"
+        r = self._result(prompt, trace, overrides)
+        for i, word in enumerate(r.text.split(" ")):
+            yield word if i == 0 else " " + word
+        yield r
+
+    def generate_draft(self, prompt: Any, *, max_new_tokens: int | None = None) -> Result:
+        return Result("draft says hi\n\nmore", "length", 5, 4)
+
+
+@pytest.fixture
+def fake() -> FakeAlignBeam:
+    return FakeAlignBeam()
+
+
+@pytest.fixture
+def server(fake: FakeAlignBeam) -> Iterator[BackgroundServer]:
+    app = create_app(fake, api_key="k", max_tokens_limit=50, max_queue=1, poll_interval_s=0.05)  # type: ignore[arg-type]
+    with BackgroundServer(app) as srv:
+        yield srv
+
+
+H = {"Authorization": "Bearer k"}
+
+
+def post(srv: BackgroundServer, body: Any, path: str = "/v1/chat/completions", **kw: Any) -> httpx.Response:
+    return httpx.post(srv.url + path, json=body, headers=H, timeout=kw.pop("timeout", 20), **kw)
+
+
+def body(text: str = "hi", **kw: Any) -> dict[str, Any]:
+    return {"model": "alignbeam", "messages": [{"role": "user", "content": text}], **kw}
+
+
+def wait_until(cond: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_chat_completion_trace_only_when_asked(server: BackgroundServer) -> None:
+    r = post(server, body(max_tokens=8, k=2))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["object"] == "chat.completion" and d["choices"][0]["message"]["content"] == "ok ok ok"
+    assert d["usage"]["completion_tokens"] == 3 and d["usage"]["total_tokens"] == d["usage"]["prompt_tokens"] + 3
+    assert "alignbeam_trace" not in d
+    d = post(server, body(max_tokens=8, k=2, return_trace=True)).json()
+    assert len(d["alignbeam_trace"]["candidates"]) == 2 and d["alignbeam_trace"]["config"]["max_new_tokens"] == 8
+
+
+def test_stream_chunks(server: BackgroundServer) -> None:
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/chat/completions",
+        json=body(stream=True, return_trace=True, stream_options={"include_usage": True}),
+        headers=H,
+        timeout=20,
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [ln for ln in r.iter_lines() if ln]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(ln[len("data: ") :]) for ln in lines[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "ok ok ok"
+    final = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert len(final) == 1 and final[0]["choices"][0]["finish_reason"] == "length" and "alignbeam_trace" in final[0]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+def test_draft_mode_and_stop(server: BackgroundServer) -> None:
+    d = post(server, {"prompt": "hi", "mode": "draft", "stop": ["\n\n"]}, path="/v1/completions").json()
+    assert d["choices"][0]["text"] == "draft says hi" and d["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        (body(alpha=5), "alpha must be between 0 and 1"),
+        (body(temperatur=0.5), "unknown field 'temperatur'"),
+        ({"messages": []}, "conversation is empty"),
+        (body(max_tokens=51), "over this server's limit of 50"),
+        (body(n=2), "only n=1"),
+        (body(" ".join(["w"] * 300), max_tokens=8), "too long"),
+        (body(k=2, messages_extra=1), "unknown field 'messages_extra'"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_bad_requests_are_400_in_openai_shape(server: BackgroundServer, payload: Any, needle: str) -> None:
+    r = post(server, payload)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert needle in err["message"] and set(err) == {"message", "type", "param", "code"}
+
+
+def test_stream_over_context_is_a_plain_400(server: BackgroundServer) -> None:
+    r = post(server, body(" ".join(["w"] * 300), stream=True, max_tokens=8))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_raw_body_errors(server: BackgroundServer) -> None:
+    for raw, needle in ((b'{"messages": [{"role":"user","content":"\xff"}]}', "UTF-8"), (b"{nope", "not valid JSON")):
+        r = httpx.post(server.url + "/v1/chat/completions", content=raw, headers=H)
+        assert r.status_code == 400 and needle in r.json()["error"]["message"]
+
+
+def test_auth(server: BackgroundServer) -> None:
+    r = httpx.post(server.url + "/v1/chat/completions", json=body(), headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(server.url + "/v1/models").status_code == 401
+    assert httpx.get(server.url + "/v1/models", headers=H).json()["data"][0]["id"] == "alignbeam"
+    assert httpx.get(server.url + "/health").status_code == 200  # probes need no key
+    assert httpx.get(server.url + "/nope", headers=H).json()["error"]["type"] == "not_found_error"
+
+
+def test_fifo_429_and_disconnect_frees_the_slot(server: BackgroundServer, fake: FakeAlignBeam) -> None:
+    q = _queue_of(server)
+    fake.gate = threading.Event()
+    results: dict[str, httpx.Response] = {}
+
+    def send(name: str, timeout: float = 20) -> None:
+        try:
+            results[name] = post(server, body(name, max_tokens=4), timeout=timeout)
+        except httpx.TimeoutException:
+            results[name] = httpx.Response(599)
+
+    first = threading.Thread(target=send, args=("first",))
+    first.start()
+    wait_until(lambda: q.running == 1)
+    leaver = threading.Thread(target=send, args=("leaver", 0.5))  # gives up while waiting in line
+    leaver.start()
+    wait_until(lambda: q.waiting == 1)
+    r = post(server, body("third"))
+    assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"
+    leaver.join()
+    wait_until(lambda: q.waiting == 0)  # the disconnected client's slot is free again
+    second = threading.Thread(target=send, args=("second",))
+    second.start()
+    wait_until(lambda: q.waiting == 1)
+    fake.gate.set()
+    first.join()
+    second.join()
+    assert results["first"].status_code == 200 and results["second"].status_code == 200
+    assert fake.calls == ["first", "second"]  # the leaver never ran; order is arrival order
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'alignbeam_requests_total{endpoint="/v1/chat/completions",status="429"} 1' in metrics
+    assert 'status="499"' in metrics
+
+
+def test_stream_stops_generating_when_the_client_leaves(server: BackgroundServer, fake: FakeAlignBeam) -> None:
+    fake.slow_tokens = 200  # 10 s if nobody stops it
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body(stream=True), headers=H) as r:
+        lines = r.iter_lines()
+        assert "assistant" in next(lines)
+        assert "t0" in "".join(next(lines) for _ in range(3))
+    q = _queue_of(server)
+    wait_until(lambda: q.running == 0, timeout=5)
+    assert fake.streamed < 100 and fake.calls == []
+
+
+def _queue_of(srv: BackgroundServer) -> GenerationQueue:
+    return srv.config.app.state.queue  # type: ignore[no-any-return,union-attr]
+
+
+def test_queue_unit() -> None:
+    async def main() -> None:
+        q = GenerationQueue(max_queue=1)
+        q.start()
+        gate = threading.Event()
+        order: list[int] = []
+        a = q.submit(lambda job: (gate.wait(5), order.append(1)))
+        while q.running == 0:
+            await asyncio.sleep(0.01)
+        b = q.submit(lambda job: order.append(2))
+        with pytest.raises(QueueFull):
+            q.submit(lambda job: order.append(3))
+        assert q.cancel(b) is True and q.waiting == 0  # withdrawn before it started
+        c = q.submit(lambda job: order.append(4))
+        gate.set()
+        await a.future
+        await c.future
+        assert order == [1, 4] and b.future.cancelled()
+        q.stop()
+
+    asyncio.run(main())

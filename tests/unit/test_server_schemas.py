@@ -1,0 +1,135 @@
+"""The server's request schemas and their mapping onto AlignBeam overrides, and the metrics page format (no models).
+
+The mapping is where an OpenAI request becomes an AlignBeam call; a slip here (max_tokens not reaching
+max_new_tokens, a knob dropped) would silently serve every request with the defaults.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from alignbeam.config import AlignBeamConfig
+from alignbeam.server import schemas as S
+from alignbeam.server.metrics import Metrics
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def chat(**kw: object) -> S.ChatCompletionRequest:
+    return S.ChatCompletionRequest.model_validate({"messages": MSG, **kw})
+
+
+def test_standard_fields_and_knobs_map_to_config_overrides() -> None:
+    req = chat(max_tokens=12, temperature=0.7, top_p=0.9, seed=3, stop="\n\n", alpha=0.3, k=2, n_mix=4, bridge="first")
+    o = req.overrides(default_max_tokens=256, default_n_mix=6)
+    assert o["max_new_tokens"] == 12 and o["temperature"] == 0.7 and o["top_p"] == 0.9 and o["seed"] == 3
+    assert o["stop"] == ("\n\n",)
+    assert (o["alpha"], o["k"], o["n_mix"], o["bridge"]) == (0.3, 2, 4, "first")
+    cfg = AlignBeamConfig().merged(**o)  # unset knobs are None, which merged() ignores
+    assert cfg.alpha == 0.3 and cfg.k == 2 and cfg.top_b == 50 and cfg.stop == ("\n\n",)
+
+
+def test_defaults_and_max_completion_tokens() -> None:
+    assert chat().overrides(100, 6)["max_new_tokens"] == 100
+    assert chat(max_tokens=5, max_completion_tokens=9).overrides(100, 6)["max_new_tokens"] == 9
+    assert chat(stop=["a", "b"]).overrides(100, 6)["stop"] == ("a", "b")
+
+
+def test_short_max_tokens_shortens_an_unset_prefix_but_not_an_explicit_one() -> None:
+    assert chat(max_tokens=4).overrides(256, 6)["n_mix"] == 4
+    o = chat(max_tokens=4, n_mix=6).overrides(256, 6)
+    with pytest.raises(Exception, match="n_mix"):
+        AlignBeamConfig().merged(**o)
+
+
+def test_invalid_knob_values_are_config_errors_with_the_field_in_the_message() -> None:
+    from alignbeam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="alpha must be between 0 and 1"):
+        AlignBeamConfig().merged(**chat(alpha=5).overrides(16, 6))
+    with pytest.raises(ConfigError, match="on_all_unsafe"):
+        AlignBeamConfig().merged(**chat(on_all_unsafe="maybe").overrides(16, 6))
+
+
+def test_unknown_field_names_the_field() -> None:
+    with pytest.raises(ValidationError) as e:
+        chat(aplha=0.5)
+    msg, param = S.describe_validation_error(e.value)
+    assert param == "aplha" and "unknown field 'aplha'" in msg and "alpha" in msg
+
+
+def test_wrong_types_are_rejected_not_coerced() -> None:
+    for bad in ({"k": 2.5}, {"k": "3"}, {"stream": "yes"}, {"return_trace": 1}, {"max_tokens": "8"}):
+        with pytest.raises(ValidationError):
+            chat(**bad)
+    with pytest.raises(ValidationError) as e:
+        S.ChatCompletionRequest.model_validate({})
+    assert "missing required field 'messages'" in S.describe_validation_error(e.value)[0]
+
+
+def test_unsupported_standard_fields() -> None:
+    assert "only n=1" in (chat(n=2).unsupported() or "")
+    assert chat(n=1, presence_penalty=0, frequency_penalty=0.0, user="u").unsupported() is None
+    assert "presence_penalty" in (chat(presence_penalty=0.5).unsupported() or "")
+    comp = S.CompletionRequest.model_validate({"prompt": ["a", "b"]})
+    assert "one prompt" in (comp.unsupported() or "")
+    assert S.CompletionRequest.model_validate({"prompt": ["a"]}).prompt_text() == "a"
+
+
+def test_messages_developer_role_and_content_parts() -> None:
+    req = S.ChatCompletionRequest.model_validate(
+        {
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]},
+            ]
+        }
+    )
+    assert req.prompt() == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+    with pytest.raises(ValidationError):
+        S.ChatCompletionRequest.model_validate({"messages": [{"role": "tool", "content": "x"}]})
+
+
+def test_mode_and_finish_reason() -> None:
+    assert chat().mode == "alignbeam" and chat(mode="draft").mode == "draft"
+    with pytest.raises(ValidationError):
+        chat(mode="anchor")
+    assert S.finish_reason("refused") == "content_filter" and S.finish_reason("length") == "length"
+
+
+def test_dump_leaves_out_unset_extras_but_keeps_null_finish_reason() -> None:
+    chunk = S.ChatCompletionChunk(
+        id="x", created=1, model="m", choices=[S.ChunkChoice(delta=S.ChunkDelta(content="a"))]
+    )
+    d = S.dump(chunk)
+    assert "alignbeam_trace" not in d and "usage" not in d and d["choices"][0]["finish_reason"] is None
+
+
+def test_metrics_text_format() -> None:
+    m = Metrics(gauges={"alignbeam_queue_waiting": ("waiting", lambda: 2)})
+    m.observe_request(
+        "/v1/chat/completions",
+        200,
+        0.3,
+        mode="alignbeam",
+        prompt_tokens=10,
+        completion_tokens=4,
+        queue_wait_s=0.01,
+        phases_ms={"judge": 120.0, "total": 300.0},
+    )
+    m.observe_request("/v1/chat/completions", 400, 0.001)
+    text = m.render()
+    assert 'alignbeam_requests_total{endpoint="/v1/chat/completions",status="200"} 1' in text
+    assert 'alignbeam_requests_total{endpoint="/v1/chat/completions",status="400"} 1' in text
+    assert 'alignbeam_tokens_total{kind="completion",mode="alignbeam"} 4' in text
+    assert 'alignbeam_phase_duration_seconds_bucket{phase="judge",le="0.25"} 1' in text
+    assert 'alignbeam_phase_duration_seconds_bucket{phase="judge",le="0.1"} 0' in text
+    assert 'alignbeam_request_duration_seconds_count{endpoint="/v1/chat/completions",mode="alignbeam"} 1' in text
+    assert "# TYPE alignbeam_queue_waiting gauge\nalignbeam_queue_waiting 2" in text
+    # every sample line is "name{labels} value"
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            float(value.replace("+Inf", "inf"))
+            assert name.startswith("alignbeam_")
