@@ -76,7 +76,7 @@ def replay_floor(ab: AlignBeam, prompt: str, res, n_mix: int) -> float:
 def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int, k: int, n_mix: int) -> dict:
     draft, anchor = PAIRS[name]
     ab = AlignBeam(draft=draft, anchor=anchor, k=k, n_mix=n_mix, max_new_tokens=tokens)
-    ab.generate("Hello", max_new_tokens=4)  # warm-up: bridge table, first-call allocations
+    ab.generate("Hello", max_new_tokens=n_mix + 2)  # warm-up: bridge table, first-call allocations
     rows = []
     for rep in range(reps):
         for p in ps:
