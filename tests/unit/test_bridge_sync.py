@@ -136,3 +136,19 @@ def test_sync_invariant_anchor_holds_the_draft_text(toks, anchor, draft, text) -
         expected = sync.response_text(ids[:n])
         assert "\ufffd" not in expected[-1:]
         assert a.decode(held) == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_prefiltered_top_b_equals_full_top_b(bridges, toks, seed) -> None:
+    """The float32 path must keep exactly the mass of the true top-B, for peaked and for flat distributions."""
+    br = bridges[("qwen2.5-coder-0.5b", "smollm2-135m")].with_policy("first")
+    n = toks["qwen2.5-coder-0.5b"].vocab_size
+    rng = np.random.default_rng(seed)
+    for logits in (_peaky_logits(n, seed), rng.normal(size=n).astype(np.float32) * 0.01):
+        tr = br.translate(logits, 50, context=None)
+        p = np.exp(logits.astype(np.float64) - logits.max())
+        p /= p.sum()
+        top = np.argsort(-p)[:50]
+        code = br.table.exact[top]
+        tgt = np.where(code == MULTI, br.table.first[top], code)
+        assert abs(tr.kept_mass - p[top][tgt >= 0].sum()) < 1e-5
