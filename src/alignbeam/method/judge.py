@@ -65,13 +65,17 @@ def _option_ids(model: Model, words: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
+def _ids_with_bos(model: Model, text: str) -> list[int]:
+    tok = model.tokenizer
+    ids = tok.encode(text, parse_special=True)
+    return [tok.bos_id, *ids] if tok.add_bos and tok.bos_id is not None else ids
+
+
 def slot_logits(model: Model, template: str, fills: Sequence[str], max_fill_tokens: int) -> list[np.ndarray]:
     """Next-token logits after `template` with MARKER replaced by each fill; the head before it is read once."""
     tok = model.tokenizer
     head, tail = template.split(MARKER)
-    head_ids = tok.encode(head, parse_special=True)
-    if tok.add_bos and tok.bos_id is not None:
-        head_ids = [tok.bos_id, *head_ids]
+    head_ids = _ids_with_bos(model, head)
     tail_ids = tok.encode(tail, parse_special=True)
     suffixes = [(tok.encode(f)[:max_fill_tokens] or tok.encode("(empty)")) + tail_ids for f in fills]
     with model.session(head_ids) as base:
@@ -143,11 +147,7 @@ class SafetyJudge(Judge):
         return log_odds(self._plain(text), self._unsafe, self._safe)
 
     def _plain(self, text: str) -> np.ndarray:
-        tok = self.model.tokenizer
-        ids = tok.encode(text, parse_special=True)
-        if tok.add_bos and tok.bos_id is not None:
-            ids = [tok.bos_id, *ids]
-        with self.model.session(ids) as s:
+        with self.model.session(_ids_with_bos(self.model, text)) as s:
             return s.logits()
 
     def p_harmful_request(self, messages: Sequence[Message]) -> float:

@@ -109,9 +109,10 @@ class CandidateSearch:
             b.done = c.finished = True
             return
         c.tokens.append(t)
-        if len(c.tokens) >= self.cfg.max_new_tokens or self._hit_stop(c):
+        stopped = self._hit_stop(c)
+        if stopped or len(c.tokens) >= self.cfg.max_new_tokens:
             b.done = True
-            c.finished = self._hit_stop(c)
+            c.finished = stopped
 
     def _advance(self, beams: list[Beam], timer: Timer, phase: str) -> None:
         live = [b for b in beams if not b.done]
