@@ -150,6 +150,19 @@ class AlignBeam:
         messages = to_messages(prompt, system)
         timer = Timer()
         t_start = time.perf_counter()
+        risk, gated = None, False
+        if cfg.gate and self.judge is not None and cfg.use_judge:
+            with timer.phase("gate"):
+                risk = self.judge.request_risk(messages)
+            if risk is None:
+                raise ConfigError(
+                    f"gate=True needs a judge that classifies requests (the 'safety' judge); "
+                    f"{type(self.judge).__name__} cannot"
+                )
+            threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
+            if risk < threshold:  # clearly harmless: the draft alone, exactly as without AlignBeam
+                gated = True
+                cfg = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
         d_prompt = self.draft.tokenizer.encode_chat(messages)
         self._check_fits(len(d_prompt), cfg, self.draft)
         use_anchor = self.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0
@@ -178,7 +191,7 @@ class AlignBeam:
                 partial = [self.draft.tokenizer.decode(b.cand.tokens) for b in beams]
                 for b, s in zip(beams, judge.score(messages, partial), strict=True):
                     b.cand.score = s
-            sel = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+            sel = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
             for i, b in enumerate(beams):
                 if i != sel.index and not b.done:
                     b.done = b.cand.stopped_early = True
@@ -197,12 +210,16 @@ class AlignBeam:
                 with timer.phase("judge"):
                     for c, s in zip(cands, judge.score(messages, [c.text for c in cands]), strict=True):
                         c.score = s
-            sel = select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe)
+            sel = select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
         chosen = cands[sel.index]
         timings = timer.ms()
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
         identity = bool(bridge and bridge.identity)
-        tr = Trace(cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), identity) if trace else None
+        tr = (
+            Trace(cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), identity, risk, gated)
+            if trace
+            else None
+        )
         if sel.refuse:
             if stream:
                 yield cfg.refusal_message

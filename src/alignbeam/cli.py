@@ -439,8 +439,10 @@ def eval_cmd(
                 task = prog.add_task("v", total=len(rows))
                 val = G.validate(grader, data_dir or D.default_data_dir(), lambda i: prog.update(task, completed=i))
             console.print(
-                f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% "
-                f"(n={val['n']}; keyword check alone: {100 * val['keyword_agreement']:.1f}%)"
+                f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']}; "
+                f"dev {100 * val['agreement_dev']:.1f}%, held-out {100 * val['agreement_heldout']:.1f}%; "
+                f"keyword rule alone {100 * val['keyword_agreement']:.1f}%, "
+                f"keyword + off-topic rules {100 * val['rules_agreement']:.1f}%)"
             )
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "grader_validation.json").write_text(_json.dumps(val, indent=2))

@@ -15,6 +15,7 @@ from alignbeam.errors import ConfigError
 BRIDGE_POLICIES = ("drop", "first", "exact")
 SUPPORTS = ("union", "anchor")
 ON_ALL_UNSAFE = ("safest", "refuse")
+SELECT_RULES = ("safest", "helpful")
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 
 
@@ -51,6 +52,16 @@ class AlignBeamConfig:
     judge_after: int | None = None
     #: strings that end the response (not included in it)
     stop: tuple[str, ...] = ()
+    #: prompt gating: the judge classifies the request first and a request it calls harmless is answered by the
+    #: draft alone (no anchor, no candidates, no judge): no over-refusal and no overhead beyond one classification
+    gate: bool = False
+    #: P(harmful request) below which a gated request goes to the draft alone (None: the judge's own `gate`)
+    gate_threshold: float | None = None
+    #: add the draft's own unmixed greedy answer as one more candidate, for the judge to pick when it is safe
+    include_draft: bool = False
+    #: "safest": lowest harm score wins (the paper). "helpful": among candidates at or under judge_threshold,
+    #: the one the draft finds most likely over the prefix (the most natural answer, usually not a refusal)
+    select: str = "safest"
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -78,6 +89,12 @@ class AlignBeamConfig:
             raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
         if self.judge_after is not None and (not isinstance(self.judge_after, int) or self.judge_after < 0):
             raise bad(f"judge_after must be None or an integer >= 0, got {self.judge_after!r}")
+        if self.select not in SELECT_RULES:
+            raise bad(f"select must be one of {', '.join(SELECT_RULES)}, got {self.select!r}")
+        if self.gate_threshold is not None and not (
+            isinstance(self.gate_threshold, int | float) and 0.0 <= self.gate_threshold <= 1.0
+        ):
+            raise bad(f"gate_threshold is a probability between 0 and 1, got {self.gate_threshold!r}")
         if self.tie_epsilon < 0:
             raise bad("tie_epsilon must be >= 0")
         if isinstance(self.stop, str):

@@ -104,3 +104,27 @@ def test_bad_input_is_explained(cross: AlignBeam) -> None:
 def test_anchor_doubles_as_judge_without_second_load(cross: AlignBeam) -> None:
     assert cross.judge.model is cross.anchor
     assert load_model("qwen2.5-coder-1.5b") is cross.anchor
+
+
+def test_gate_sends_harmless_requests_to_the_draft_alone(cross: AlignBeam) -> None:
+    p = BENIGN[0]
+    draft = cross.generate_draft(p, max_new_tokens=40).text
+    r = cross.generate(p, max_new_tokens=40, gate=True, trace=True)
+    assert r.trace.gated and r.trace.request_risk < 0.5
+    assert r.text == draft and len(r.trace.candidates) == 1 and "anchor_prefill" not in r.trace.timings_ms
+    h = cross.generate(HARMFUL[1], max_new_tokens=40, gate=True, trace=True)
+    assert not h.trace.gated and h.trace.request_risk > 0.5 and len(h.trace.candidates) == 3
+
+
+def test_include_draft_adds_the_unmixed_answer_and_helpful_select_can_pick_it(cross: AlignBeam) -> None:
+    p = BENIGN[1]
+    draft = cross.generate_draft(p, max_new_tokens=30).text
+    r = cross.generate(p, max_new_tokens=30, include_draft=True, select="helpful", trace=True)
+    plain = [c for c in r.trace.candidates if c.source == "draft"]
+    assert len(r.trace.candidates) == 4 and len(plain) == 1 and plain[0].text == draft
+    # harmless request: every candidate is safe, and the one the draft finds most likely over the prefix wins
+    # (not always its greedy answer: greedy maximises each step, not the sum)
+    best = max(r.trace.candidates, key=lambda c: c.draft_logprob)
+    assert r.text == best.text and all(c.draft_logprob < 0 for c in r.trace.candidates)
+    safest = cross.generate(p, max_new_tokens=30, include_draft=True, trace=True)
+    assert safest.trace.candidates[safest.trace.chosen].draft_logprob == 0.0  # not computed for "safest"

@@ -68,3 +68,36 @@ def test_select_lowest_score_ties_and_all_unsafe() -> None:
     assert s.index == 1 and s.all_unsafe and not s.refuse
     assert select([_c(0, 4.0, -1), _c(1, 3.0, -2)], 2.5, 0.05, "refuse").refuse
     assert select([_c(0, None, -3), _c(1, None, -1)], 2.5, 0.05, "safest").index == 1
+
+
+def _cand(i: int, score: float, mixed: float, draft: float) -> Candidate:
+    c = Candidate(index=i, score=score, mixed_logprob=mixed)
+    c.draft_logprob = draft
+    return c
+
+
+def test_select_helpful_prefers_the_drafts_favourite_among_safe_candidates() -> None:
+    # 0: refusal (safest, anchor-like: high mixed likelihood), 1: safe answer the draft likes, 2: unsafe answer
+    cands = [_cand(0, 1.0, -1.0, -9.0), _cand(1, 2.0, -3.0, -1.0), _cand(2, 4.5, -2.0, -0.5)]
+    assert select(cands, 2.5, 0.05, "safest").index == 0
+    assert select(cands, 2.5, 0.05, "safest", "helpful").index == 1
+    # nothing safe: "helpful" falls back to the paper's rule, and on_all_unsafe still applies
+    unsafe = [_cand(0, 3.0, -1.0, -9.0), _cand(1, 4.0, -3.0, -1.0)]
+    s = select(unsafe, 2.5, 0.05, "refuse", "helpful")
+    assert s.index == 0 and s.all_unsafe and s.refuse
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"select": "nicest"}, "select must be one of"), ({"gate_threshold": 1.5}, "gate_threshold")],
+)
+def test_new_option_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        AlignBeamConfig(**kwargs)
+
+
+def test_log_prob_matches_log_softmax() -> None:
+    from alignbeam.method.search import log_prob
+
+    lg = np.random.default_rng(0).normal(size=1000).astype(np.float32) * 5
+    assert abs(log_prob(lg, 17) - float(np.log(softmax(lg)[17]))) < 1e-4

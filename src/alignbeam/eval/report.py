@@ -173,6 +173,16 @@ def write(out_dir: Path, records: list[dict[str, Any]], title: str, command: str
     summary = summarize(records)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     md = markdown(summary, title, command)
+    val_path = out_dir / "grader_validation.json"
+    if val_path.exists():
+        v = json.loads(val_path.read_text())
+        md += (
+            f"\nRefusal grader (keyword rule, off-topic rule, then the LLM question) vs human labels "
+            f"(pyrit_refusal_labels, n={v['n']}): {100 * v['agreement']:.1f}% agreement "
+            f"(dev {100 * v.get('agreement_dev', float('nan')):.1f}%, held-out "
+            f"{100 * v.get('agreement_heldout', float('nan')):.1f}%; keyword rule alone "
+            f"{100 * v['keyword_agreement']:.1f}%).\n"
+        )
     imgs = plots(summary, records, out_dir)
     md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in imgs) + "\n"
     (out_dir / "report.md").write_text(md)

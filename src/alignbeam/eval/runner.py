@@ -190,8 +190,8 @@ def run(
                         **ans.extra,
                     }
                     if it.kind in ("harmful", "benign"):
-                        refused, p = grader.is_refusal(it.prompt, ans.text)
-                        rec["refusal"], rec["p_complies"] = refused, round(p, 4)
+                        g = grader.grade(it.prompt, ans.text)
+                        rec["refusal"], rec["refusal_reason"], rec["p_complies"] = g.refused, g.reason, g.p_complies
                     else:
                         rec["correct"] = score_item(it, ans.text)
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -43,6 +43,13 @@ class Judge(ABC):
     @abstractmethod
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]: ...
 
+    def request_risk(self, messages: Sequence[Message]) -> float | None:
+        """P(the request is harmful), for prompt gating; None when this judge cannot tell."""
+        return None
+
+    #: default P(harmful request) under which prompt gating sends a request to the draft alone
+    gate: float = 0.5
+
 
 def last_user(messages: Sequence[Message]) -> str:
     users = [m["content"] for m in messages if m["role"] == "user"]
@@ -141,10 +148,38 @@ class SafetyJudge(Judge):
         self._no = _option_ids(self.model, ["No"])
         if not (self._unsafe and self._safe and self._yes and self._no):
             raise AlignBeamError(f"{self.model.name}'s tokenizer cannot express the judge's answer words")
+        self._margins: dict[str, float] = {}
+
+    def fingerprint(self) -> str:
+        """Changes whenever the prompts or the calibration change (benchmarks key their caches on it)."""
+        import hashlib
+
+        key = repr(
+            (
+                REQUEST_PROMPT,
+                COMPLY_PROMPT,
+                self.harm_center,
+                self.harm_scale,
+                self.gate,
+                self.max_response_tokens,
+                self.refusal_rule_weight,
+                self.model.name,
+            )
+        )
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
 
     def request_margin(self, messages: Sequence[Message]) -> float:
-        text = _render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=last_user(messages)), "Answer:")
-        return log_odds(self._plain(text), self._unsafe, self._safe)
+        """log P(UNSAFE) - log P(SAFE) for the last user turn; remembered, since gating and scoring both ask."""
+        request = last_user(messages)
+        if request not in self._margins:
+            text = _render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=request), "Answer:")
+            if len(self._margins) >= 256:
+                self._margins.pop(next(iter(self._margins)))
+            self._margins[request] = log_odds(self._plain(text), self._unsafe, self._safe)
+        return self._margins[request]
+
+    def request_risk(self, messages: Sequence[Message]) -> float | None:
+        return self.p_harmful_request(messages)
 
     def _plain(self, text: str) -> np.ndarray:
         with self.model.session(_ids_with_bos(self.model, text)) as s:

@@ -21,6 +21,12 @@ from alignbeam.method.sync import TextSync
 from alignbeam.method.trace import Candidate, Timer
 
 
+def log_prob(logits: np.ndarray, t: int) -> float:
+    """log softmax(logits)[t] without materialising the distribution."""
+    m = float(logits.max())
+    return float(logits[t]) - m - math.log(float(np.exp(logits - m, dtype=np.float64).sum()))
+
+
 @dataclass
 class Beam:
     cand: Candidate
@@ -51,7 +57,8 @@ class CandidateSearch:
                 a0 = self.anchor.session(a_prompt)
         self._a_len = len(a_prompt) if a_prompt else 0
         tr = self._translate(a0, timer) if a0 is not None else None
-        p0 = mix(d0.logits(), tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(d0.logits())
+        logits0 = d0.logits()
+        p0 = mix(logits0, tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(logits0)
         k = min(cfg.k, int(np.count_nonzero(p0)))
         firsts = [int(t) for t in np.argsort(-p0, kind="stable")[:k]]
         beams: list[Beam] = []
@@ -59,19 +66,30 @@ class CandidateSearch:
             d = d0 if i == 0 else d0.fork()
             a = None if a0 is None else (a0 if i == 0 else a0.fork())
             beams.append(Beam(Candidate(index=i), d, a))
+        plain: Beam | None = None
+        if cfg.include_draft and self.use_anchor:
+            # the draft's own greedy answer, grown in the same batches as the mixed beams but never mixed
+            plain = Beam(Candidate(index=len(beams), source="draft"), d0.fork())
         for b, t in zip(beams, firsts, strict=True):
-            self._accept(b, t, p0, tr, mixed=cfg.n_mix > 0)
+            self._accept(b, t, p0, tr, mixed=cfg.n_mix > 0, draft_logits=logits0)
+        if plain is not None:
+            self._accept(plain, int(np.argmax(logits0)), np.empty(0), None, mixed=False, draft_logits=logits0)
+            beams.append(plain)
         self._advance(beams, timer, "mixed_steps")
         for _ in range(1, cfg.n_mix):
             live = [b for b in beams if not b.done]
             if not live:
                 break
             if self.use_anchor:
-                self._resync(live, timer)
+                self._resync([b for b in live if b.anchor is not None], timer)
             for b in live:
+                lg = b.draft.logits()
+                if b.cand.source == "draft":
+                    self._accept(b, int(np.argmax(lg)), np.empty(0), None, mixed=False, draft_logits=lg)
+                    continue
                 tr = self._translate(b.anchor, timer) if b.anchor is not None else None
-                p = mix(b.draft.logits(), tr, cfg.alpha, cfg.support)
-                self._accept(b, int(np.argmax(p)), p, tr, mixed=True)
+                p = mix(lg, tr, cfg.alpha, cfg.support)
+                self._accept(b, int(np.argmax(p)), p, tr, mixed=True, draft_logits=lg)
             self._advance(live, timer, "mixed_steps")
         for b in beams:
             if b.anchor is not None:
@@ -87,6 +105,8 @@ class CandidateSearch:
 
     def _resync(self, live: list[Beam], timer: Timer) -> None:
         assert self.sync is not None and self.anchor is not None
+        if not live:
+            return
         feeds: list[list[int]] = []
         with timer.phase("resync"):
             for b in live:
@@ -97,8 +117,18 @@ class CandidateSearch:
         with timer.phase("anchor_steps"):
             self.anchor.step([b.anchor for b in live], feeds)  # type: ignore[misc]
 
-    def _accept(self, b: Beam, t: int, p: np.ndarray, tr: Translation | None, mixed: bool) -> None:
+    def _accept(
+        self,
+        b: Beam,
+        t: int,
+        p: np.ndarray,
+        tr: Translation | None,
+        mixed: bool,
+        draft_logits: np.ndarray | None = None,
+    ) -> None:
         c = b.cand
+        if draft_logits is not None and self.cfg.select == "helpful":
+            c.draft_logprob += log_prob(draft_logits, t)
         if mixed:
             c.n_mixed += 1
             c.mixed_logprob += math.log(max(float(p[t]), 1e-300))

@@ -20,6 +20,8 @@ class Candidate:
     finished: bool = False  # ended with end-of-turn (not cut at max_new_tokens)
     score: float | None = None  # judge harm score, 1-5
     stopped_early: bool = False  # continuation dropped by the early judge
+    source: str = "mixed"  # "mixed": grown from the mixed prefix; "draft": the draft's own unmixed answer
+    draft_logprob: float = 0.0  # sum of log P_draft over the prefix tokens (how natural the draft finds it)
 
     @property
     def prefix_len(self) -> int:
@@ -59,6 +61,9 @@ class Trace:
     timings_ms: dict[str, float]
     config: dict[str, Any]
     identity_bridge: bool
+    #: prompt gating: the judge's P(harmful request), and whether the request went to the draft alone
+    request_risk: float | None = None
+    gated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +71,8 @@ class Trace:
             "all_unsafe": self.all_unsafe,
             "refused_by_policy": self.refused_by_policy,
             "identity_bridge": self.identity_bridge,
+            "request_risk": self.request_risk,
+            "gated": self.gated,
             "timings_ms": self.timings_ms,
             "config": self.config,
             "candidates": [c.summary() for c in self.candidates],
