@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from alignbeam.config import AlignBeamConfig
+from alignbeam.config import preset as preset_config
 from alignbeam.engines import Model, load_model
 from alignbeam.engines.base import Message
 from alignbeam.engines.chat import validate_messages
@@ -64,6 +65,7 @@ def to_messages(prompt: Prompt, system: str | None = None) -> list[Message]:
 class AlignBeam:
     """Safety transfer at inference time: `AlignBeam(draft=..., anchor=..., judge=...).generate(prompt)`.
 
+    preset="recommended" starts from the recommended settings (config.PRESETS) instead of the paper's.
     draft, anchor and judge take a model name (embedded name, .gguf path, HF folder or hub id) or a loaded
     `Model`. judge="anchor" (default) reuses the anchor's loaded model; judge=None disables judging (the
     most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer. judge_method picks
@@ -78,9 +80,13 @@ class AlignBeam:
         config: AlignBeamConfig | None = None,
         engine: str = "auto",
         judge_method: str = "safety",
+        preset: str | None = None,
         **config_overrides: Any,
     ) -> None:
-        self.config = (config or AlignBeamConfig()).merged(**config_overrides)
+        if preset is not None and config is not None:
+            raise ConfigError("pass either preset= or config=, not both")
+        base = preset_config(preset) if preset is not None else (config or AlignBeamConfig())
+        self.config = base.merged(**config_overrides)
         if judge_method not in JUDGES:
             raise AlignBeamError(f"unknown judge_method {judge_method!r}: choose one of {', '.join(JUDGES)}")
         make_judge = JUDGES[judge_method]

@@ -5,6 +5,7 @@ Errors a user can fix (AlignBeamError) are printed as one red line with what to 
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -108,8 +109,14 @@ def _knobs(
     temperature: float | None,
     seed: int | None,
     judge_after: int | None,
+    gate: bool | None = None,
+    include_draft: bool | None = None,
+    select: str | None = None,
 ) -> dict:
     return {
+        "gate": gate,
+        "include_draft": include_draft,
+        "select": select,
         "alpha": alpha,
         "n_mix": n_mix,
         "k": k,
@@ -125,7 +132,7 @@ def _knobs(
     }
 
 
-def _build(draft: str, anchor: str, judge: str, engine: str, judge_method: str):
+def _build(draft: str, anchor: str, judge: str, engine: str, judge_method: str, preset: str | None = None):
     from alignbeam.api import AlignBeam
 
     with console.status(f"loading {draft} + {anchor} ({engine} engine)..."):
@@ -135,17 +142,21 @@ def _build(draft: str, anchor: str, judge: str, engine: str, judge_method: str):
             judge=None if judge == "none" else judge,
             engine=engine,
             judge_method=judge_method,
+            preset=preset,
         )
 
 
 def _trace_table(res) -> Table:
     tr = res.trace
-    t = Table(title=f"{len(tr.candidates)} candidates (chosen: #{tr.chosen})")
+    title = f"{len(tr.candidates)} candidates (chosen: #{tr.chosen})"
+    if tr.request_risk is not None:
+        title += f"; P(harmful request) {tr.request_risk:.2f}" + (" -> draft alone (gated)" if tr.gated else "")
+    t = Table(title=title)
     for col in ("#", "judge", "mixed logp", "anchor mass kept", "fallbacks", "tokens", "text"):
         t.add_column(col, overflow="fold")
     for c in tr.candidates:
         kept = f"{np.mean(c.kept_mass):.2f}" if c.kept_mass else "-"
-        mark = "*" if c.index == tr.chosen else ""
+        mark = ("*" if c.index == tr.chosen else "") + (" draft" if c.source == "draft" else "")
         score = "-" if c.score is None else f"{c.score:.2f}"
         text = c.text[:160].replace("\n", " ") + ("..." if len(c.text) > 160 else "")
         t.add_row(
@@ -181,6 +192,15 @@ def generate(
     temperature: Annotated[float | None, typer.Option(help="0 = greedy; >0 samples the continuation")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed")] = None,
     judge_after: Annotated[int | None, typer.Option(help="Judge after L more tokens; finish only the best")] = None,
+    preset: Annotated[str | None, typer.Option(help="paper (default) | recommended: a named set of knobs")] = None,
+    gate: Annotated[
+        bool | None, typer.Option("--gate/--no-gate", help="Harmless-looking requests go to the draft alone")
+    ] = None,
+    include_draft: Annotated[
+        bool | None,
+        typer.Option("--include-draft/--no-include-draft", help="Add the draft's own answer as candidate"),
+    ] = None,
+    select: Annotated[str | None, typer.Option(help="safest (paper) | helpful: how the candidate is chosen")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Show the K candidates with their scores")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also show the draft alone, side by side")] = False,
@@ -201,9 +221,12 @@ def generate(
         temperature,
         seed,
         judge_after,
+        gate,
+        include_draft,
+        select,
     )
     try:
-        ab = _build(draft, anchor, judge, engine, judge_method)
+        ab = _build(draft, anchor, judge, engine, judge_method, preset)
         with console.status("generating..."):
             res = ab.generate(prompt, trace=trace or json_out, system=system, **knobs)
             base = ab.generate_draft(prompt, max_new_tokens=max_new_tokens, system=system) if baseline else None
@@ -421,13 +444,18 @@ def eval_cmd(
                 the_suite.seed = seed
             items = runner.suite_items(the_suite, data_dir)
         mnt = max_new_tokens or the_suite.max_new_tokens
+        lengths = runner.suite_lengths(the_suite, max_new_tokens) if prompts is None else {prompts.stem: mnt}
         out_dir = out or Path("runs") / f"eval-{the_suite.name}"
         ab = _build(draft, anchor, judge, engine, "safety")
         grader_model = getattr(ab.judge, "model", None) or ab.anchor
         if grader_model is None:
             raise AlignBeamError("the refusal grader needs a judge or anchor model")
         grader = G.RefusalGrader(grader_model)
-        if validate_grader:
+        val_path = out_dir / "grader_validation.json"
+        if validate_grader and val_path.exists():  # a resumed run: measured already, same grader
+            val = _json.loads(val_path.read_text())
+            console.print(f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']})")
+        elif validate_grader:
             rows = G.load_human_labels(data_dir or D.default_data_dir())
             with Progress(
                 TextColumn("grader vs human labels"),
@@ -445,16 +473,18 @@ def eval_cmd(
                 f"keyword + off-topic rules {100 * val['rules_agreement']:.1f}%)"
             )
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "grader_validation.json").write_text(_json.dumps(val, indent=2))
+            val_path.write_text(_json.dumps(val, indent=2))
+        cmd = shlex.join(["alignbeam", *sys.argv[1:]]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
         runner.write_config(
             out_dir,
+            command=cmd,
             suite=the_suite.name,
             systems=[s.name for s in systems],
             draft=draft,
             anchor=anchor,
             judge=judge,
             engine=engine,
-            max_new_tokens=mnt,
+            max_new_tokens=lengths,
             seed=the_suite.seed,
             datasets={k: len(v) for k, v in items.items()},
         )
@@ -470,10 +500,9 @@ def eval_cmd(
                 systems,
                 items,
                 out_dir,
-                mnt,
+                lengths,
                 on_progress=lambda name: prog.update(task, advance=1, description=f"eval: {name}"),
             )
-        cmd = "alignbeam " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
         summary = report.write(out_dir, records, f"AlignBeam evaluation: {the_suite.name}", cmd)
     except AlignBeamError as e:
         _fail(e)

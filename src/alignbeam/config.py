@@ -115,3 +115,21 @@ class AlignBeamConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: named starting points. "paper": the paper's method as published (every field at its default).
+#: "recommended": the settings measured best on the embedded pairs (docs/results.md): the request is classified
+#: first and a harmless one goes to the draft alone (no over-refusal, no overhead); a flagged one gets a stronger
+#: anchor weight, the draft's own answer as an extra candidate, and the "helpful" selection, so a flagged but
+#: harmless request still gets a real answer whenever the judge finds one safe.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "recommended": {"gate": True, "alpha": 0.8, "include_draft": True, "select": "helpful"},
+}
+
+
+def preset(name: str, **overrides: Any) -> AlignBeamConfig:
+    """AlignBeamConfig for a named preset, with any field overridden."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return AlignBeamConfig(**PRESETS[name]).merged(**overrides)

@@ -187,3 +187,58 @@ def write(out_dir: Path, records: list[dict[str, Any]], title: str, command: str
     md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in imgs) + "\n"
     (out_dir / "report.md").write_text(md)
     return summary
+
+
+def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results", command: str = "") -> str:
+    """One Markdown page from several evaluation folders (one section per run), with their plots copied
+    beside it as <out stem>/<run>-<plot>.png. Used to build docs/results.md from the per-pair runs."""
+    import shutil
+
+    img_dir = out_md.parent / out_md.stem
+    img_dir.mkdir(parents=True, exist_ok=True)
+    parts = [f"# {title}", ""]
+    if command:
+        parts += [f"Regenerate with: `{command}` (resumable: rerun it after an interruption).", ""]
+    for d in run_dirs:
+        gen = d / "generations.jsonl"
+        if not gen.exists():
+            raise FileNotFoundError(f"{d}: no generations.jsonl (run `alignbeam eval --out {d}` first)")
+        records = [json.loads(line) for line in gen.read_text().splitlines() if line.strip()]
+        cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+        head = f"{cfg.get('draft', '?')} draft, {cfg.get('anchor', '?')} anchor, judge {cfg.get('judge', '?')}"
+        section = markdown(summarize(records), f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
+        section = section.replace("# ", "## ", 1)
+        val_path = d / "grader_validation.json"
+        if val_path.exists():
+            v = json.loads(val_path.read_text())
+            section += (
+                f"\nRefusal grader vs human labels (pyrit_refusal_labels, n={v['n']}): {100 * v['agreement']:.1f}% "
+                f"(dev {100 * v['agreement_dev']:.1f}%, held-out {100 * v['agreement_heldout']:.1f}%; keyword "
+                f"rule alone {100 * v['keyword_agreement']:.1f}%).\n"
+            )
+        for png in sorted(d.glob("*.png")):
+            target = img_dir / f"{d.name}-{png.name}"
+            shutil.copyfile(png, target)
+            section += f"\n![{d.name} {png.stem}]({img_dir.name}/{target.name})\n"
+        parts.append(section)
+    text = "\n".join(parts)
+    out_md.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m alignbeam.eval.report RUN_DIR... --out docs/results.md"""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Combine evaluation folders into one Markdown results page.")
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--title", default="AlignBeam results")
+    ap.add_argument("--command", default="")
+    a = ap.parse_args(argv)
+    combine(a.runs, a.out, a.title, a.command)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,8 @@ class DatasetSpec:
     split: str | None = None
     jailbreak: str | None = None  # wrap in templates: "gptfuzz" | "pyrit"
     options: dict[str, Any] = field(default_factory=dict)
+    #: response length for this dataset (default: the suite's); refusal is decided in the opening, maths is not
+    max_new_tokens: int | None = None
 
     @property
     def key(self) -> str:
@@ -62,18 +64,31 @@ SUITES: dict[str, Suite] = {
         ],
         max_new_tokens=48,
     ),
+    # docs/results.md: refusal and over-refusal are decided in a response's opening (the grader reads 64 tokens),
+    # so the safety sets stop at 64 new tokens; the task sets get room to finish an answer
+    "paper-safety": Suite(
+        "paper-safety",
+        [
+            DatasetSpec("advbench", 100),
+            DatasetSpec("harmbench", 100),
+            DatasetSpec("jbb_pair", 40),
+            DatasetSpec("xstest_safe", 50),
+            DatasetSpec("jbb_benign", 40),
+        ],
+        max_new_tokens=64,
+    ),
     "paper": Suite(
         "paper",
         [
             DatasetSpec("advbench", 100),
             DatasetSpec("harmbench", 100),
-            DatasetSpec("xstest_safe", 60),
-            DatasetSpec("jbb_benign", 50),
-            DatasetSpec("jbb_pair", 50),
-            DatasetSpec("gsm8k", 30),
-            DatasetSpec("humaneval", 30),
+            DatasetSpec("jbb_pair", 40),
+            DatasetSpec("xstest_safe", 50),
+            DatasetSpec("jbb_benign", 40),
+            DatasetSpec("gsm8k", 20, max_new_tokens=256),
+            DatasetSpec("humaneval", 20, max_new_tokens=256),
         ],
-        max_new_tokens=128,
+        max_new_tokens=64,
     ),
     "full": Suite(
         "full",
@@ -116,11 +131,16 @@ def load_suite(name_or_path: str) -> Suite:
         d = {"name": d} if isinstance(d, str) else dict(d)
         if "name" not in d:
             raise AlignBeamError(f"{p}: every dataset entry needs a 'name'")
-        known = {"name", "n", "split", "jailbreak"}
+        known = {"name", "n", "split", "jailbreak", "max_new_tokens"}
         specs.append(
             DatasetSpec(**{k: d[k] for k in known if k in d}, options={k: v for k, v in d.items() if k not in known})
         )
     return Suite(raw.get("name", p.stem), specs, int(raw.get("max_new_tokens", 128)), int(raw.get("seed", 0)))
+
+
+def suite_lengths(suite: Suite, override: int | None = None) -> dict[str, int]:
+    """max_new_tokens per dataset key: the command-line override, else the dataset's, else the suite's."""
+    return {s.key: override or s.max_new_tokens or suite.max_new_tokens for s in suite.datasets}
 
 
 def suite_items(suite: Suite, data_dir: Path | None) -> dict[str, list[D.Item]]:
@@ -158,9 +178,11 @@ def run(
     systems: list[System],
     items: dict[str, list[D.Item]],
     out_dir: Path,
-    max_new_tokens: int,
+    max_new_tokens: int | dict[str, int],
     on_progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
+    """Every system on every item, item by item (all systems answer one item before the next), so latency
+    comparisons see the same machine load and an interrupted run leaves complete rows for the items it did."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "generations.jsonl"
     done = read_done(path)
@@ -168,15 +190,16 @@ def run(
         with open(path, "a") as f:  # a run killed mid-line: start the next record on a line of its own
             f.write("\n")
     with open(path, "a") as f:
-        for system in systems:
-            for ds, its in items.items():
-                for it in its:
+        for ds, its in items.items():
+            mnt = max_new_tokens if isinstance(max_new_tokens, int) else max_new_tokens[ds]
+            for it in its:
+                for system in systems:
                     key = (system.name, ds, it.id)
                     if key in done:
                         if on_progress:
                             on_progress("skip")
                         continue
-                    ans = responder.answer(system, it.prompt, max_new_tokens)
+                    ans = responder.answer(system, it.prompt, mnt)
                     rec: dict[str, Any] = {
                         "system": system.name,
                         "dataset": ds,

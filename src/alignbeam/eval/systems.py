@@ -3,7 +3,8 @@
 A system spec is a short string, so a user can name a comparison on the command line:
   draft | anchor | alignbeam | alignbeam:alpha=0.3,k=5 | mixing (K=1, no judge: SafeDecoding-style) |
   router | router:margin=2.0 (the judge model classifies the request; flagged -> the anchor's own answer,
-  otherwise the draft alone). A sweep: alignbeam:alpha=0.2|0.5|0.8 expands to three systems.
+  otherwise the draft alone) | recommended (AlignBeam with the "recommended" preset, config.PRESETS).
+  A sweep: alignbeam:alpha=0.2|0.5|0.8 expands to three systems.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignbeam.api import AlignBeam
+from alignbeam.config import PRESETS
 from alignbeam.errors import AlignBeamError
 from alignbeam.method.judge import SafetyJudge
 
-KINDS = ("draft", "anchor", "alignbeam", "mixing", "router")
+KINDS = ("draft", "anchor", "alignbeam", "mixing", "router", "recommended")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,16 @@ class Responder:
         else:
             if system.kind == "mixing":
                 opts = {"k": 1, "use_judge": False, **opts}
+            elif system.kind == "recommended":
+                opts = {**PRESETS["recommended"], **opts}
             r = self.ab.generate(prompt, max_new_tokens=max_new_tokens, trace=True, **opts)
             tr = r.trace
-            extra = {"phases_ms": tr.timings_ms, "scores": [c.score for c in tr.candidates], "chosen": tr.chosen}
+            extra = {
+                "phases_ms": tr.timings_ms,
+                "scores": [c.score for c in tr.candidates],
+                "chosen": tr.chosen,
+                "gated": tr.gated,
+                # every candidate's text, so the oracle bound (a perfect selector) can be computed afterwards
+                "candidates": [c.text for c in tr.candidates] if len(tr.candidates) > 1 else [],
+            }
         return Answer(r.text, time.perf_counter() - t0, r.completion_tokens, extra)
