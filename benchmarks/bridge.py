@@ -1,6 +1,8 @@
 """Bridge and re-sync cost per step, per tokenizer pair.
 
-translate: top-B anchor tokens -> draft vocabulary (B=50), from anchor logits, table already built.
+translate: top-B anchor tokens -> draft vocabulary (B=50), table already built, on the anchor's real next-token
+logits over the first 8 tokens of an answer (translate_b50_ms), and on a synthetic flat distribution where no
+tail can be skipped (translate_b50_flat_ms: the worst case).
 resync: re-encode the draft's response text with the anchor tokenizer and plan the anchor's truncation, per
 step, over a 64-token response. Also the one-off table build time (cold, no disk cache).
 Usage: python benchmarks/bridge.py [--reps 2000]. The last line is one JSON object.
@@ -25,6 +27,27 @@ TEXT = (
 )
 
 
+def real_logits(name: str, n: int = 8) -> list[np.ndarray]:
+    """The model's next-token logits at the first n positions of its own greedy answer to a question."""
+    m = load_model(name)
+    out = []
+    with m.session(m.tokenizer.encode_chat([{"role": "user", "content": "How do I pick a lock?"}])) as s:
+        for _ in range(n):
+            lg = s.logits()
+            out.append(lg.copy())
+            m.step([s], [[int(np.argmax(lg))]])
+    return out
+
+
+def time_translate(br: Bridge, logits: list[np.ndarray], ctx: list[int], reps: int) -> float:
+    for lg in logits:
+        br.translate(lg, 50, context=ctx)
+    t0 = time.perf_counter()
+    for i in range(reps):
+        br.translate(logits[i % len(logits)], 50, context=ctx)
+    return (time.perf_counter() - t0) * 1000 / reps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=2000)
@@ -44,14 +67,11 @@ def main() -> None:
         table = None if at.fingerprint() == dt.fingerprint() else BridgeTable.build(at, dt)
         build_ms = (time.perf_counter() - t0) * 1000
         br = Bridge(at, dt, "drop", table=table)
-        logits = rng.normal(size=at.vocab_size).astype(np.float32)
-        logits[rng.choice(at.vocab_size, 80, replace=False)] += 8
+        real = real_logits(an)
+        flat = rng.normal(size=at.vocab_size).astype(np.float32)
+        flat[rng.choice(at.vocab_size, 80, replace=False)] += 8
         ctx = at.encode("Sure, here is")
-        br.translate(logits, 50, context=ctx)
-        t0 = time.perf_counter()
-        for _ in range(a.reps):
-            br.translate(logits, 50, context=ctx)
-        tr_ms = (time.perf_counter() - t0) * 1000 / a.reps
+        tr_ms, flat_ms = (time_translate(br, lg, ctx, a.reps) for lg in (real, [flat]))
         sync = TextSync(at, dt, br.identity)
         resp = dt.encode(TEXT)[:64]
         held: list[int] = []
@@ -66,6 +86,7 @@ def main() -> None:
             "identity": br.identity,
             "table_build_ms": round(build_ms, 1),
             "translate_b50_ms": round(tr_ms, 4),
+            "translate_b50_flat_ms": round(flat_ms, 4),
             "resync_ms_per_step": round(resync_ms, 4),
         }
         rows.append(row)

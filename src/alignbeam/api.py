@@ -121,6 +121,15 @@ class AlignBeam:
                 f"{cfg.max_new_tokens} exceeds its context window of {model.n_ctx}: shorten the conversation or "
                 "lower max_new_tokens"
             )
+        beams = cfg.k + int(cfg.include_draft)
+        cap = model.kv_capacity
+        if cap is not None and n_prompt + beams * cfg.max_new_tokens > cap:
+            raise ContextOverflowError(
+                f"{beams} candidates of up to {cfg.max_new_tokens} tokens after a {n_prompt}-token prompt need "
+                f"{n_prompt + beams * cfg.max_new_tokens} KV cells, but {model.name} was loaded with room for {cap}: "
+                "lower k or max_new_tokens, or load it with a larger n_ctx_total "
+                f"(load_model({model.name!r}, n_ctx_total=...))"
+            )
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, prompt: Prompt, *, trace: bool = False, system: str | None = None, **overrides: Any) -> Result:

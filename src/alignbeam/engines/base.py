@@ -135,6 +135,11 @@ class Model(ABC):
     def n_ctx(self) -> int:
         return self.info.n_ctx
 
+    @property
+    def kv_capacity(self) -> int | None:
+        """Tokens all open sessions may hold together (None: no shared limit)."""
+        return None
+
     @abstractmethod
     def session(self, tokens: Sequence[int] = ()) -> Session:
         """Open a session, prefilled with `tokens`."""

@@ -28,7 +28,8 @@ def load_model(
 ) -> Model:
     """Load `spec` (embedded name, .gguf path, HF folder or hub id) with `engine` (auto | llamacpp | hf).
 
-    Options go to the engine: llamacpp takes n_ctx, n_ctx_total, n_seq_max, n_threads, n_gpu_layers; hf takes
+    Options go to the engine: llamacpp takes n_ctx, n_ctx_total, n_seq_max, n_threads, n_gpu_layers, n_batch,
+    n_ubatch, use_mmap, repack, n_outputs_max (see LlamaCppModel); hf takes
     dtype, device, n_ctx.
     """
     if isinstance(spec, Model):
@@ -48,7 +49,18 @@ def load_model(
                 )
             from alignbeam.engines.llamacpp import LlamaCppModel
 
-            allowed = {"n_ctx", "n_ctx_total", "n_seq_max", "n_threads", "n_gpu_layers", "n_batch"}
+            allowed = {
+                "n_ctx",
+                "n_ctx_total",
+                "n_seq_max",
+                "n_threads",
+                "n_gpu_layers",
+                "n_batch",
+                "n_ubatch",
+                "use_mmap",
+                "repack",
+                "n_outputs_max",
+            }
             _check_options(options, allowed, chosen)
             model: Model = LlamaCppModel(resolved.path, name=resolved.name, **options)
         else:

@@ -27,6 +27,10 @@ PARTIAL = -2  # text is not a whole character on its own: resolve in context
 MULTI = -3  # re-encodes to several draft tokens
 
 
+#: logits this far below the maximum are ignored when picking the top B and normalising (see Bridge.translate)
+TAIL_NATS = 12.0
+
+
 @dataclass(frozen=True)
 class BridgeTable:
     exact: np.ndarray  # int32 [V_s]: draft id if the text maps to one draft token, else SKIP/PARTIAL/MULTI
@@ -108,9 +112,13 @@ class Bridge:
     def translate(self, anchor_logits: np.ndarray, top_b: int, context: list[int] | None = None) -> Translation:
         """Top-B anchor tokens -> draft ids. `context` is the anchor's response so far (for partial tokens).
 
-        Runs in float32 on the logits: one argpartition and one exp-sum over the vocabulary are the only full
-        passes (the float64 softmax it replaced took 1.6x as long on Gemma's 262k vocabulary, 1.5x on the
-        identity path).
+        Runs in float32 on the logits. The only full passes over the anchor's vocabulary are a max and a
+        comparison: the top B are picked among the tokens within TAIL_NATS of the best (each token below weighs
+        < e^-12 of the best), so the argpartition and the exp-sum run on a few hundred or thousand tokens. The
+        translated distribution is renormalised over what was kept, so the window only changes `kept_mass`, a
+        diagnostic, which is measured against the tokens in the window (on real Qwen logits the excluded tail
+        is under 1% of the mass). Translation of the top 50 on Qwen's 151k vocabulary went from 1.7 ms to
+        about 0.15 ms (benchmarks/bridge.py, real logits).
         """
         x = np.asarray(anchor_logits, dtype=np.float32)
         m = float(x.max())
@@ -120,8 +128,14 @@ class Bridge:
             total = float(np.exp(x - m, dtype=np.float32).sum()) if n < len(x) else float(e.sum())
             return Translation(np.arange(n), e / e.sum(), float(e.sum()) / total, False)
         b = min(top_b, len(x))
-        top = np.argpartition(x, len(x) - b)[len(x) - b :]
-        log_z = m + float(np.log(np.exp(x - m, dtype=np.float32).sum(dtype=np.float64)))
+        cand = np.flatnonzero(x >= m - TAIL_NATS)
+        if len(cand) < b:  # a flat distribution: widen the window, then fall back to the whole vocabulary
+            cand = np.flatnonzero(x >= m - 2 * TAIL_NATS)
+            if len(cand) < b:
+                cand = np.arange(len(x))
+        xc = x[cand]
+        top = cand[np.argpartition(xc, len(xc) - b)[len(xc) - b :]]
+        log_z = m + float(np.log(np.exp(xc - m, dtype=np.float32).sum(dtype=np.float64)))
         pt = np.exp(x[top].astype(np.float64) - log_z)
         code = self.table.exact[top]
         tgt = np.where(code == MULTI, self.table.first[top], code) if self.policy == "first" else code.copy()
