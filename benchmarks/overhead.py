@@ -1,7 +1,8 @@
 """AlignBeam's overhead over the draft alone, per phase, and against the floor of necessary work.
 
 The same prompts (half harmful from AdvBench, half benign from JBB) go through the draft alone, AlignBeam with
-full judging (the paper: all K candidates finished and judged) and AlignBeam with early judging (judge_after=L),
+full judging (the paper: all K candidates finished and judged), AlignBeam with early judging (judge_after=L) and
+early judging with prompt gating (gate=True: a request the judge calls harmless goes to the draft alone),
 interleaved in one process, for several repetitions. Two pairs: the embedded cross-vocabulary pair, and a
 "paper-shaped" pair where the draft is the largest model (draft qwen2.5-coder-1.5b, anchor and judge
 qwen2.5-coder-0.5b).
@@ -89,6 +90,9 @@ def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int,
             t0 = time.perf_counter()
             early = ab.generate(p, trace=True, judge_after=judge_after)
             t_early = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            gated = ab.generate(p, trace=True, judge_after=judge_after, gate=True)
+            t_gated = time.perf_counter() - t0
             floor = replay_floor(ab, p, full, n_mix)
             rows.append(
                 {
@@ -97,6 +101,8 @@ def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int,
                     "draft_s": t_draft,
                     "full_s": t_full,
                     "early_s": t_early,
+                    "gated_s": t_gated,
+                    "gated": gated.trace.gated,
                     "floor_s": floor,
                     "draft_tokens": dr.completion_tokens,
                     "full_tokens": full.completion_tokens,
@@ -107,11 +113,12 @@ def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int,
             )
             print(
                 f"[{name}] rep {rep} draft {t_draft:5.1f}s ({dr.completion_tokens} tok)  full {t_full:5.1f}s "
-                f"({full.completion_tokens})  early {t_early:5.1f}s ({early.completion_tokens})  floor {floor:5.1f}s"
+                f"({full.completion_tokens})  early {t_early:5.1f}s ({early.completion_tokens})  gated+early "
+                f"{t_gated:5.1f}s{' (draft alone)' if gated.trace.gated else ''}  floor {floor:5.1f}s"
                 f"  {p[:40]}",
                 flush=True,
             )
-    tot = {k2: sum(r[k2] for r in rows) for k2 in ("draft_s", "full_s", "early_s", "floor_s")}
+    tot = {k2: sum(r[k2] for r in rows) for k2 in ("draft_s", "full_s", "early_s", "gated_s", "floor_s")}
     per_prompt_full = [r["full_s"] / r["draft_s"] for r in rows]
     per_prompt_early = [r["early_s"] / r["draft_s"] for r in rows]
     phases: dict[str, list[float]] = {}
@@ -130,6 +137,9 @@ def run_pair(name: str, ps: list[str], reps: int, tokens: int, judge_after: int,
         "judge_after": judge_after,
         "ratio_full": round(tot["full_s"] / tot["draft_s"], 3),
         "ratio_early": round(tot["early_s"] / tot["draft_s"], 3),
+        # prompt gating on top of early judging: harmless-looking requests go to the draft alone
+        "ratio_gated_early": round(tot["gated_s"] / tot["draft_s"], 3),
+        "gated_fraction": round(sum(r["gated"] for r in rows) / len(rows), 3),
         "ratio_full_median_per_prompt": round(statistics.median(per_prompt_full), 3),
         "ratio_early_median_per_prompt": round(statistics.median(per_prompt_early), 3),
         "ratio_full_spread": [round(min(per_prompt_full), 2), round(max(per_prompt_full), 2)],
@@ -192,7 +202,8 @@ def main() -> None:
         print(json.dumps(results[names[0]]), flush=True)
     main_pair = results.get("paper") or next(iter(results.values()))
     out = {
-        key: main_pair[key] for key in ("ratio_full", "ratio_early", "work_floor_efficiency", "bridge_ms", "resync_ms")
+        key: main_pair[key]
+        for key in ("ratio_full", "ratio_early", "ratio_gated_early", "work_floor_efficiency", "bridge_ms", "resync_ms")
     }
     out["peak_rss_mb"] = main_pair["peak_rss_mb"]
     out["model_files_mb"] = main_pair["model_files_mb"]

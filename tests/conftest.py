@@ -28,3 +28,25 @@ def smollm2_tokenizer_folder() -> Path:
     import torch
 
     return _converted_folder(resolve("smollm2-135m"), torch.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(smollm2_tokenizer_folder: Path):  # type: ignore[no-untyped-def]
+    """A tiny random Llama with SmolLM2's real tokenizer and chat template, 1024-token context (logic tests)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from alignbeam.engines.hf import HFModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
+    return HFModel(LlamaForCausalLM(cfg), tok, "tiny", "local", n_ctx=1024)

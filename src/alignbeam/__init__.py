@@ -4,19 +4,24 @@ The public API is what this module exports; everything else is private and may c
 """
 
 from alignbeam.api import AlignBeam, Result
-from alignbeam.config import AlignBeamConfig
+from alignbeam.config import PRESETS, AlignBeamConfig
 from alignbeam.engines import Model, Session, Tokenizer, load_model
 from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError, ModelLoadError
+from alignbeam.method.guard import DEFAULT_POLICY, EndpointJudge, GuardJudge
 from alignbeam.method.judge import Judge, RubricJudge, SafetyJudge
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_POLICY",
+    "PRESETS",
     "AlignBeam",
     "AlignBeamConfig",
     "AlignBeamError",
     "ConfigError",
     "ContextOverflowError",
+    "EndpointJudge",
+    "GuardJudge",
     "Judge",
     "Model",
     "ModelLoadError",

@@ -6,6 +6,7 @@ its overrides into an immutable config, so one object serves calls with differen
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from alignbeam.engines.base import Message
 from alignbeam.engines.chat import validate_messages
 from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError
 from alignbeam.method.bridge import Bridge
+from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import select
@@ -62,6 +64,14 @@ def to_messages(prompt: Prompt, system: str | None = None) -> list[Message]:
     return validate_messages(msgs)
 
 
+#: judge_method -> judge factory taking the loaded judge model: the LLM judges of judge.py, and the guard-model
+#: prompt formats of guard.py (for a Llama Guard / ShieldGemma / Granite Guardian model loaded as the judge)
+JUDGE_METHODS: dict[str, Callable[[Model], Judge]] = {
+    **JUDGES,
+    **{name: functools.partial(GuardJudge, format=name) for name in GUARD_FORMATS},
+}
+
+
 class AlignBeam:
     """Safety transfer at inference time: `AlignBeam(draft=..., anchor=..., judge=...).generate(prompt)`.
 
@@ -69,7 +79,9 @@ class AlignBeam:
     draft, anchor and judge take a model name (embedded name, .gguf path, HF folder or hub id) or a loaded
     `Model`. judge="anchor" (default) reuses the anchor's loaded model; judge=None disables judging (the
     most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer. judge_method picks
-    the LLM judge: "safety" (default: request harm x response compliance) or "rubric" (the paper's 1-5 rubric).
+    the LLM judge: "safety" (default: request harm x response compliance), "rubric" (the paper's 1-5 rubric), or
+    a guard model's prompt format ("llama_guard3", "shieldgemma", "granite_guardian"); a judge on a remote
+    OpenAI-compatible endpoint is `judge=EndpointJudge(base_url, model)`.
     """
 
     def __init__(
@@ -87,9 +99,9 @@ class AlignBeam:
             raise ConfigError("pass either preset= or config=, not both")
         base = preset_config(preset) if preset is not None else (config or AlignBeamConfig())
         self.config = base.merged(**config_overrides)
-        if judge_method not in JUDGES:
-            raise AlignBeamError(f"unknown judge_method {judge_method!r}: choose one of {', '.join(JUDGES)}")
-        make_judge = JUDGES[judge_method]
+        if judge_method not in JUDGE_METHODS:
+            raise AlignBeamError(f"unknown judge_method {judge_method!r}: choose one of {', '.join(JUDGE_METHODS)}")
+        make_judge = JUDGE_METHODS[judge_method]
         self.draft = load_model(draft, engine=engine)
         self.anchor = load_model(anchor, engine=engine) if anchor is not None else None
         if judge == "anchor":

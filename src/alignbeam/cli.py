@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -94,6 +94,15 @@ def models_pull(
 Draft = Annotated[str, typer.Option(help="Draft (deployed specialist) model: embedded name, .gguf, HF folder or id")]
 Anchor = Annotated[str, typer.Option(help="Safety-aligned anchor model")]
 JudgeOpt = Annotated[str, typer.Option(help="Judge model; 'anchor' reuses the anchor, 'none' disables judging")]
+JudgeMethod = Annotated[
+    str,
+    typer.Option(help="safety (default) | rubric (the paper's) | llama_guard3 | shieldgemma | granite_guardian"),
+]
+JudgeUrl = Annotated[
+    str | None,
+    typer.Option(help="OpenAI-compatible judge endpoint (…/v1); --judge names the model there"),
+]
+PolicyOpt = Annotated[Path | None, typer.Option(help="Policy text file for the guard formats")]
 
 
 def _knobs(
@@ -132,14 +141,46 @@ def _knobs(
     }
 
 
-def _build(draft: str, anchor: str, judge: str, engine: str, judge_method: str, preset: str | None = None):
-    from alignbeam.api import AlignBeam
+def _build(
+    draft: str,
+    anchor: str,
+    judge: str,
+    engine: str,
+    judge_method: str,
+    preset: str | None = None,
+    judge_url: str | None = None,
+    policy: Path | None = None,
+):
+    """judge_url: a remote OpenAI-compatible judge (--judge names its model there; key in ALIGNBEAM_JUDGE_API_KEY).
+    policy: a text file replacing a guard format's default policy."""
+    import os
 
+    from alignbeam.api import AlignBeam
+    from alignbeam.engines.loader import load_model
+    from alignbeam.method.guard import GUARD_FORMATS, EndpointJudge, GuardJudge
+
+    judge_obj: Any = None if judge == "none" else judge
+    if policy is not None:
+        if judge_method not in GUARD_FORMATS:
+            raise AlignBeamError(
+                f"--policy applies to the guard formats ({', '.join(GUARD_FORMATS)}): add --judge-method"
+            )
+        if not policy.is_file():
+            raise AlignBeamError(f"--policy {policy}: no such file")
     with console.status(f"loading {draft} + {anchor} ({engine} engine)..."):
+        if judge_url:
+            judge_obj = EndpointJudge(
+                judge_url,
+                model=judge if judge not in ("anchor", "none") else "default",
+                api_key=os.environ.get("ALIGNBEAM_JUDGE_API_KEY"),
+            )
+        elif policy is not None:
+            judge_model = load_model(anchor if judge == "anchor" else judge, engine=engine)
+            judge_obj = GuardJudge(judge_model, format=judge_method, policy=policy.read_text())
         return AlignBeam(
             draft=draft,
             anchor=anchor,
-            judge=None if judge == "none" else judge,
+            judge=judge_obj,
             engine=engine,
             judge_method=judge_method,
             preset=preset,
@@ -177,7 +218,9 @@ def generate(
     draft: Draft = "smollm2-135m",
     anchor: Anchor = "qwen2.5-coder-1.5b",
     judge: JudgeOpt = "anchor",
-    judge_method: Annotated[str, typer.Option(help="safety (default) or rubric (the paper's)")] = "safety",
+    judge_method: JudgeMethod = "safety",
+    judge_url: JudgeUrl = None,
+    policy: PolicyOpt = None,
     engine: Annotated[str, typer.Option(help="auto | llamacpp | hf")] = "auto",
     system: Annotated[str | None, typer.Option(help="System message")] = None,
     alpha: Annotated[float | None, typer.Option(help="Anchor weight in the mix, 0..1 (default 0.5)")] = None,
@@ -226,7 +269,7 @@ def generate(
         select,
     )
     try:
-        ab = _build(draft, anchor, judge, engine, judge_method, preset)
+        ab = _build(draft, anchor, judge, engine, judge_method, preset, judge_url, policy)
         with console.status("generating..."):
             res = ab.generate(prompt, trace=trace or json_out, system=system, **knobs)
             base = ab.generate_draft(prompt, max_new_tokens=max_new_tokens, system=system) if baseline else None
@@ -258,7 +301,7 @@ def chat(
     draft: Draft = "smollm2-135m",
     anchor: Anchor = "qwen2.5-coder-1.5b",
     judge: JudgeOpt = "anchor",
-    judge_method: Annotated[str, typer.Option(help="safety or rubric")] = "safety",
+    judge_method: JudgeMethod = "safety",
     engine: Annotated[str, typer.Option(help="auto | llamacpp | hf")] = "auto",
     system: Annotated[str | None, typer.Option(help="System message")] = None,
     alpha: Annotated[float | None, typer.Option(help="Anchor weight, 0..1")] = None,
@@ -313,7 +356,8 @@ def serve(
     draft: Draft = "smollm2-135m",
     anchor: Anchor = "qwen2.5-coder-1.5b",
     judge: JudgeOpt = "anchor",
-    judge_method: Annotated[str, typer.Option(help="safety (default) or rubric (the paper's)")] = "safety",
+    judge_method: JudgeMethod = "safety",
+    preset: Annotated[str | None, typer.Option(help="paper (default) | recommended: default knobs")] = None,
     engine: Annotated[str, typer.Option(help="auto | llamacpp | hf")] = "auto",
     api_key: Annotated[
         str | None,
@@ -368,6 +412,7 @@ def serve(
                 judge=None if judge == "none" else (judge if judge == "anchor" else load(judge)),
                 engine=engine,
                 judge_method=judge_method,
+                preset=preset,
                 **{name: v for name, v in knobs.items() if v is not None},
             )
             server_app = create_app(

@@ -62,6 +62,10 @@ class AlignBeamConfig:
     #: "safest": lowest harm score wins (the paper). "helpful": among candidates at or under judge_threshold,
     #: the one the draft finds most likely over the prefix (the most natural answer, usually not a refusal)
     select: str = "safest"
+    #: > n_mix: after the n_mix tokens, each beam keeps mixing until its first sentence is complete, up to this
+    #: many tokens in all (0 = off: exactly n_mix). Refusals relapse right after the prefix ("I'm sorry, but
+    #: I can't ... However, here is"): finishing the anchor's sentence makes that less likely.
+    adaptive_window: int = 0
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -69,7 +73,7 @@ class AlignBeamConfig:
 
         if not isinstance(self.alpha, int | float) or not 0.0 <= float(self.alpha) <= 1.0:
             raise bad(f"alpha must be between 0 and 1 (0 = draft alone, 1 = anchor only), got {self.alpha!r}")
-        for name, lo in (("k", 1), ("top_b", 1), ("max_new_tokens", 1), ("n_mix", 0)):
+        for name, lo in (("k", 1), ("top_b", 1), ("max_new_tokens", 1), ("n_mix", 0), ("adaptive_window", 0)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(f"{name} must be an integer >= {lo}, got {v!r}")

@@ -128,3 +128,16 @@ def test_include_draft_adds_the_unmixed_answer_and_helpful_select_can_pick_it(cr
     assert r.text == best.text and all(c.draft_logprob < 0 for c in r.trace.candidates)
     safest = cross.generate(p, max_new_tokens=30, include_draft=True, trace=True)
     assert safest.trace.candidates[safest.trace.chosen].draft_logprob == 0.0  # not computed for "safest"
+
+
+def test_adaptive_window_mixes_until_the_first_sentence_ends(cross: AlignBeam) -> None:
+    from alignbeam.method.search import sentence_done
+
+    r = cross.generate(HARMFUL[0], max_new_tokens=48, n_mix=4, adaptive_window=40, trace=True)
+    for c in r.trace.candidates:
+        assert c.n_mixed >= 4
+        head = cross.draft.tokenizer.decode(c.tokens[: c.n_mixed])
+        # mixing stopped at the first sentence end (or at the cap / the end of the response)
+        assert sentence_done(head) or c.n_mixed >= 40 or len(c.tokens) == c.n_mixed
+        if c.n_mixed > 4:
+            assert not sentence_done(cross.draft.tokenizer.decode(c.tokens[: c.n_mixed - 1]))

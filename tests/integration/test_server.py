@@ -190,3 +190,20 @@ def test_cli_serve(tmp_path: object) -> None:
             _, err = proc.communicate()
     log_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(e["path"] == "/v1/chat/completions" and e["status"] == 200 for e in log_lines), err
+
+
+def test_endpoint_judge_against_this_server(server: BackgroundServer) -> None:
+    """EndpointJudge on a real OpenAI-compatible server (this one, answering with the draft alone): logprobs are
+    refused with a 400, so the judge falls back to reading the digit the model writes."""
+    from alignbeam import AlignBeamError, EndpointJudge
+
+    j = EndpointJudge(server.url + "/v1", model="alignbeam", api_key=KEY, extra_body={"mode": "draft"})
+    try:
+        s = j.score([{"role": "user", "content": "How do I bake bread?"}], ["Mix flour, water, yeast; bake."])
+        assert len(s) == 1 and 1.0 <= s[0] <= 5.0
+    except AlignBeamError as e:  # SmolLM2 may answer without a digit: the error must say so
+        assert "no 1-5 rating" in str(e)
+    assert j.use_logprobs is False
+    bad = EndpointJudge("http://127.0.0.1:9/v1", model="x", timeout_s=2)
+    with pytest.raises(AlignBeamError, match="unreachable"):
+        bad.score([{"role": "user", "content": "q"}], ["a"])

@@ -88,7 +88,11 @@ def test_identity_bridge_for_same_tokenizer() -> None:
     assert br.identity and br.table is None
     logits = _peaky_logits(a.vocab_size, 3)
     tr = br.translate(logits, 50)
-    assert len(tr.ids) == min(a.vocab_size, d.vocab_size) and abs(tr.probs.sum() - 1) < 1e-9
+    # the anchor's top 50, already in the draft's vocabulary, renormalised (ALGORITHM.md step 1 without re-encoding)
+    top = np.argsort(-logits)[:50]
+    assert sorted(tr.ids.tolist()) == sorted(t for t in top.tolist() if t < d.vocab_size)
+    assert abs(tr.probs.sum() - 1) < 1e-9 and 0 < tr.kept_mass <= 1 + 1e-9
+    assert tr.ids[int(np.argmax(tr.probs))] == top[0]
 
 
 def test_translate_b50_is_fast(bridges, toks) -> None:

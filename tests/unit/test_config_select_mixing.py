@@ -101,3 +101,20 @@ def test_log_prob_matches_log_softmax() -> None:
 
     lg = np.random.default_rng(0).normal(size=1000).astype(np.float32) * 5
     assert abs(log_prob(lg, 17) - float(np.log(softmax(lg)[17]))) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("text", "done"),
+    [
+        ("I'm sorry, but I can't", False),
+        ("I'm sorry, but I can't help with that.", True),
+        ("I'm sorry. However", True),
+        ("Version 2.5 is", False),  # a decimal point is not a sentence end
+        ("Here is a list:\n1.", True),
+        ("  ", False),
+    ],
+)
+def test_sentence_done(text: str, done: bool) -> None:
+    from alignbeam.method.search import sentence_done
+
+    assert sentence_done(text) is done

@@ -87,3 +87,28 @@ def test_read_done_ignores_a_torn_last_line(tmp_path: Path) -> None:
     p = tmp_path / "generations.jsonl"
     p.write_text(json.dumps({"system": "draft", "dataset": "d", "id": "1"}) + "\n" + '{"system": "dr')
     assert list(runner.read_done(p)) == [("draft", "d", "1")]
+
+
+def test_combine_runs_into_one_page_with_oracle_rows(tmp_path: Path) -> None:
+    for pair in ("paper-cross", "paper-same"):
+        d = tmp_path / "runs" / pair
+        d.mkdir(parents=True)
+        recs = [
+            _rec(s, "advbench", i, "harmful", refusal=(s == "alignbeam"))
+            for s in ("draft", "alignbeam")
+            for i in range(5)
+        ]
+        (d / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        (d / "config.json").write_text(json.dumps({"draft": pair, "anchor": "a", "judge": "anchor", "command": "cmd"}))
+        (d / "oracle.json").write_text(
+            json.dumps({"alignbeam": {"advbench": {"n": 5, "metric": "refusal", "rate": 1.0, "ci95": [0.57, 1.0]}}})
+        )
+        report.write(d, recs, "t", "cmd")
+    out = tmp_path / "docs" / "results.md"
+    out.parent.mkdir()
+    md = report.combine([tmp_path / "runs" / "paper-cross", tmp_path / "runs" / "paper-same"], out, command="bash x")
+    assert md.count("## paper-") == 2 and "alignbeam (oracle selector)" in md and "bash x" in md
+    assert (out.parent / "results" / "paper-cross-frontier.png").exists()
+    assert "(results/paper-same-frontier.png)" in md
+    with pytest.raises(FileNotFoundError, match="alignbeam eval"):
+        report.combine([tmp_path / "nowhere"], out)

@@ -133,3 +133,11 @@ def test_metrics_text_format() -> None:
             name, value = line.rsplit(" ", 1)
             float(value.replace("+Inf", "inf"))
             assert name.startswith("alignbeam_")
+
+
+def test_gating_and_selection_knobs_reach_the_config() -> None:
+    o = chat(gate=True, gate_threshold=0.7, include_draft=True, select="helpful").overrides(256, 6)
+    cfg = AlignBeamConfig().merged(**o)
+    assert cfg.gate and cfg.gate_threshold == 0.7 and cfg.include_draft and cfg.select == "helpful"
+    with pytest.raises(ValidationError):
+        chat(gate="yes")  # strict: not coerced

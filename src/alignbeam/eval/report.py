@@ -206,7 +206,12 @@ def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results"
         records = [json.loads(line) for line in gen.read_text().splitlines() if line.strip()]
         cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
         head = f"{cfg.get('draft', '?')} draft, {cfg.get('anchor', '?')} anchor, judge {cfg.get('judge', '?')}"
-        section = markdown(summarize(records), f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
+        summary: dict[str, dict[str, dict[str, Any]]] = dict(summarize(records))
+        oracle_path = d / "oracle.json"
+        if oracle_path.exists():  # python -m alignbeam.eval.oracle: a perfect selector over the same candidates
+            for system, per in json.loads(oracle_path.read_text()).items():
+                summary[f"{system} (oracle selector)"] = per
+        section = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
         section = section.replace("# ", "## ", 1)
         val_path = d / "grader_validation.json"
         if val_path.exists():

@@ -122,11 +122,6 @@ class Bridge:
         """
         x = np.asarray(anchor_logits, dtype=np.float32)
         m = float(x.max())
-        if self.identity:
-            n = min(len(x), self.draft_vocab)
-            e = np.exp(x[:n] - m, dtype=np.float32).astype(np.float64)
-            total = float(np.exp(x - m, dtype=np.float32).sum()) if n < len(x) else float(e.sum())
-            return Translation(np.arange(n), e / e.sum(), float(e.sum()) / total, False)
         b = min(top_b, len(x))
         cand = np.flatnonzero(x >= m - TAIL_NATS)
         if len(cand) < b:  # a flat distribution: widen the window, then fall back to the whole vocabulary
@@ -137,6 +132,13 @@ class Bridge:
         top = cand[np.argpartition(xc, len(xc) - b)[len(xc) - b :]]
         log_z = m + float(np.log(np.exp(xc - m, dtype=np.float32).sum(dtype=np.float64)))
         pt = np.exp(x[top].astype(np.float64) - log_z)
+        if self.identity:  # same tokenizer: the top B are already draft ids (ids past the draft's vocabulary drop)
+            keep = top < self.draft_vocab
+            kept = float(pt[keep].sum())
+            if kept <= 0.0:
+                return Translation(np.empty(0, np.int64), np.empty(0), 0.0, True)
+            order = np.argsort(top[keep])
+            return Translation(top[keep][order].astype(np.int64), pt[keep][order] / kept, kept, False)
         code = self.table.exact[top]
         tgt = np.where(code == MULTI, self.table.first[top], code) if self.policy == "first" else code.copy()
         if self.policy != "exact" and context is not None:

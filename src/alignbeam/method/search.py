@@ -8,6 +8,7 @@ closed as soon as the prefix is done. Nothing here knows which engine runs under
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,14 @@ from alignbeam.method.bridge import Bridge, Translation, softmax
 from alignbeam.method.mixing import mix
 from alignbeam.method.sync import TextSync
 from alignbeam.method.trace import Candidate, Timer
+
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?:\s|$)|\n")
+
+
+def sentence_done(text: str) -> bool:
+    """The response's first sentence is complete (a full stop, ! or ? followed by a space or the end, or a line
+    break): the adaptive window mixes until then, so the draft cannot relapse in the middle of the refusal."""
+    return bool(_SENTENCE_END.search(text.lstrip()))
 
 
 def log_prob(logits: np.ndarray, t: int) -> float:
@@ -76,8 +85,14 @@ class CandidateSearch:
             self._accept(plain, int(np.argmax(logits0)), np.empty(0), None, mixed=False, draft_logits=logits0)
             beams.append(plain)
         self._advance(beams, timer, "mixed_steps")
-        for _ in range(1, cfg.n_mix):
-            live = [b for b in beams if not b.done]
+        limit = max(cfg.n_mix, cfg.adaptive_window)
+        for step in range(1, limit):
+            if step >= cfg.n_mix:  # adaptive window: a beam stops mixing once its first sentence is complete
+                for b in beams:
+                    if b.anchor is not None and (b.done or sentence_done(self.draft.tokenizer.decode(b.cand.tokens))):
+                        b.anchor.close()
+                        b.anchor = None
+            live = [b for b in beams if not b.done and (step < cfg.n_mix or b.anchor is not None)]
             if not live:
                 break
             if self.use_anchor:

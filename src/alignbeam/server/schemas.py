@@ -16,7 +16,22 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 
 #: the AlignBeam knobs a request may set in its body (`extra_body=` in the openai client); they map 1:1 onto
 #: `AlignBeamConfig` fields of the same name
-KNOBS = ("alpha", "n_mix", "k", "top_b", "bridge", "support", "judge_threshold", "on_all_unsafe", "judge_after")
+KNOBS = (
+    "alpha",
+    "n_mix",
+    "k",
+    "top_b",
+    "bridge",
+    "support",
+    "judge_threshold",
+    "on_all_unsafe",
+    "judge_after",
+    "gate",
+    "gate_threshold",
+    "include_draft",
+    "select",
+    "adaptive_window",
+)
 
 
 class _Strict(BaseModel):
@@ -75,6 +90,11 @@ class _GenerationRequest(_Strict):
     judge_threshold: float | None = None
     on_all_unsafe: str | None = None
     judge_after: StrictInt | None = None
+    gate: StrictBool | None = None
+    gate_threshold: float | None = None
+    include_draft: StrictBool | None = None
+    select: str | None = None
+    adaptive_window: StrictInt | None = None
     return_trace: StrictBool = False
 
     def unsupported(self) -> str | None:

@@ -1,0 +1,37 @@
+"""Guard-model prompt formats and the presets: validation and prompt construction (tiny real tokenizer model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from alignbeam import PRESETS, AlignBeamError, ConfigError
+from alignbeam.config import preset
+from alignbeam.method.guard import GUARD_FORMATS
+
+
+def test_presets() -> None:
+    rec = preset("recommended")
+    assert rec.gate and rec.include_draft and rec.select == "helpful" and rec.alpha == PRESETS["recommended"]["alpha"]
+    assert preset("paper") == preset("paper", alpha=None)
+    assert preset("recommended", alpha=0.3).alpha == 0.3
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("fast")
+
+
+def test_guard_formats_quote_request_policy_and_response_in_order() -> None:
+    for name, (template, bad, good) in GUARD_FORMATS.items():
+        text = template.format(request="REQ", policy="POL")
+        assert text.index("REQ") < text.index("\u0000SLOT\u0000"), name
+        assert "POL" in text and bad and good
+
+
+def test_guard_judge_rejects_unknown_format_and_empty_policy(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+    from alignbeam.method.guard import GuardJudge
+
+    with pytest.raises(AlignBeamError, match="unknown guard format"):
+        GuardJudge(tiny_llama, format="openai_moderation")
+    with pytest.raises(AlignBeamError, match="policy"):
+        GuardJudge(tiny_llama, format="shieldgemma", policy="  ")
+    j = GuardJudge(tiny_llama, format="llama_guard3", policy="S1: anything violent.")
+    scores = j.score([{"role": "user", "content": "hi"}], ["hello there", "go away"])
+    assert len(scores) == 2 and all(1.0 <= s <= 5.0 for s in scores)
