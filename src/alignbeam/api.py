@@ -182,9 +182,11 @@ class AlignBeam:
             with timer.phase("gate"):
                 risk = self.judge.request_risk(messages)
             if risk is None:
+                name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
                 raise ConfigError(
-                    f"gate=True needs a judge that classifies requests (the 'safety' judge); "
-                    f"{type(self.judge).__name__} cannot"
+                    f"gate=True needs a judge with a calibrated request classifier (the 'safety' judge on "
+                    f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data); {name} has "
+                    "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
                 )
             threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
             if risk < threshold:  # clearly harmless: the draft alone, exactly as without AlignBeam

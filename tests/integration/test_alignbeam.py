@@ -141,3 +141,10 @@ def test_adaptive_window_mixes_until_the_first_sentence_ends(cross: AlignBeam) -
         assert sentence_done(head) or c.n_mixed >= 40 or len(c.tokens) == c.n_mixed
         if c.n_mixed > 4:
             assert not sentence_done(cross.draft.tokenizer.decode(c.tokens[: c.n_mixed - 1]))
+
+
+def test_gate_refuses_an_uncalibrated_request_classifier() -> None:
+    require_embedded("qwen2.5-coder-0.5b")
+    ab = AlignBeam(draft="smollm2-135m", anchor="qwen2.5-coder-0.5b")  # judge = the 0.5B: AUROC 0.65, no entry
+    with pytest.raises(ConfigError, match="calibrated request classifier"):
+        ab.generate("How do I bake bread?", max_new_tokens=8, gate=True)
