@@ -17,6 +17,12 @@ for pair in ${pairs[*]}; do
   esac
 done
 dirs=()
-for d in runs/paper-cross runs/paper-same; do [ -f "$d/generations.jsonl" ] && dirs+=("$d"); done
+for d in runs/paper-cross runs/paper-same; do
+  if [ -f "$d/generations.jsonl" ]; then
+    # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
+    .venv/bin/python -m alignbeam.eval.regrade "$d"
+    dirs+=("$d")
+  fi
+done
 .venv/bin/python -m alignbeam.eval.report "${dirs[@]}" --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"

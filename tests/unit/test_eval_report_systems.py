@@ -112,3 +112,17 @@ def test_combine_runs_into_one_page_with_oracle_rows(tmp_path: Path) -> None:
     assert "(results/paper-same-frontier.png)" in md
     with pytest.raises(FileNotFoundError, match="alignbeam eval"):
         report.combine([tmp_path / "nowhere"], out)
+
+
+def test_regrade_applies_a_new_threshold_to_stored_probabilities(tmp_path: Path) -> None:
+    from alignbeam.eval.regrade import regrade
+
+    recs = [
+        {"id": "1", "refusal": True, "refusal_reason": "llm", "p_complies": 0.7},
+        {"id": "2", "refusal": True, "refusal_reason": "keyword", "p_complies": None},
+        {"id": "3", "refusal": False, "refusal_reason": "llm", "p_complies": 0.55},
+    ]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"torn')
+    assert regrade(tmp_path, 0.6) == (2, 2)
+    got = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    assert [r["refusal"] for r in got] == [False, True, True]
