@@ -30,16 +30,15 @@ def smollm2_tokenizer_folder() -> Path:
     return _converted_folder(resolve("smollm2-135m"), torch.float32)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(smollm2_tokenizer_folder: Path):  # type: ignore[no-untyped-def]
-    """A tiny random Llama with SmolLM2's real tokenizer and chat template, 1024-token context (logic tests)."""
+def build_tiny_llama(tokenizer_folder: Path, n_ctx: int):  # type: ignore[no-untyped-def]
+    """A tiny random Llama (2 layers, width 32) with SmolLM2's real tokenizer and chat template (logic tests)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from alignbeam.engines.hf import HFModel
 
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder)
+    tok = AutoTokenizer.from_pretrained(tokenizer_folder)
     cfg = LlamaConfig(
         vocab_size=49152,
         hidden_size=32,
@@ -47,6 +46,11 @@ def tiny_llama(smollm2_tokenizer_folder: Path):  # type: ignore[no-untyped-def]
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=max(256, n_ctx),
     )
-    return HFModel(LlamaForCausalLM(cfg), tok, "tiny", "local", n_ctx=1024)
+    return HFModel(LlamaForCausalLM(cfg), tok, "tiny", "local", n_ctx=n_ctx)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(smollm2_tokenizer_folder: Path):  # type: ignore[no-untyped-def]
+    return build_tiny_llama(smollm2_tokenizer_folder, 1024)

@@ -13,21 +13,9 @@ from alignbeam.errors import AlignBeamError, ContextOverflowError
 
 @pytest.fixture(scope="module")
 def tiny(smollm2_tokenizer_folder: Path) -> HFModel:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tests.conftest import build_tiny_llama
 
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder)
-    cfg = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    return HFModel(LlamaForCausalLM(cfg), tok, "tiny", "local", n_ctx=128)
+    return build_tiny_llama(smollm2_tokenizer_folder, 128)
 
 
 def test_batched_step_with_unequal_lengths_matches_single(tiny: HFModel) -> None:

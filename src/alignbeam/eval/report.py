@@ -169,20 +169,26 @@ def plots(summary: dict[str, dict[str, dict[str, Any]]], records: list[dict[str,
     return made
 
 
+def grader_line(run_dir: Path) -> str:
+    """The refusal grader's measured agreement with human labels, when the run measured it (--validate-grader)."""
+    path = run_dir / "grader_validation.json"
+    if not path.exists():
+        return ""
+    v = json.loads(path.read_text())
+    return (
+        f"\nRefusal grader (keyword rule, off-topic rule, then the LLM question) vs human labels "
+        f"(pyrit_refusal_labels, n={v['n']}): {100 * v['agreement']:.1f}% agreement "
+        f"(dev {100 * v.get('agreement_dev', float('nan')):.1f}%, held-out "
+        f"{100 * v.get('agreement_heldout', float('nan')):.1f}%; keyword rule alone "
+        f"{100 * v['keyword_agreement']:.1f}%).\n"
+    )
+
+
 def write(out_dir: Path, records: list[dict[str, Any]], title: str, command: str) -> dict[str, Any]:
     summary = summarize(records)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     md = markdown(summary, title, command)
-    val_path = out_dir / "grader_validation.json"
-    if val_path.exists():
-        v = json.loads(val_path.read_text())
-        md += (
-            f"\nRefusal grader (keyword rule, off-topic rule, then the LLM question) vs human labels "
-            f"(pyrit_refusal_labels, n={v['n']}): {100 * v['agreement']:.1f}% agreement "
-            f"(dev {100 * v.get('agreement_dev', float('nan')):.1f}%, held-out "
-            f"{100 * v.get('agreement_heldout', float('nan')):.1f}%; keyword rule alone "
-            f"{100 * v['keyword_agreement']:.1f}%).\n"
-        )
+    md += grader_line(out_dir)
     imgs = plots(summary, records, out_dir)
     md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in imgs) + "\n"
     (out_dir / "report.md").write_text(md)
@@ -213,14 +219,7 @@ def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results"
                 summary[f"{system} (oracle selector)"] = per
         section = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
         section = section.replace("# ", "## ", 1)
-        val_path = d / "grader_validation.json"
-        if val_path.exists():
-            v = json.loads(val_path.read_text())
-            section += (
-                f"\nRefusal grader vs human labels (pyrit_refusal_labels, n={v['n']}): {100 * v['agreement']:.1f}% "
-                f"(dev {100 * v['agreement_dev']:.1f}%, held-out {100 * v['agreement_heldout']:.1f}%; keyword "
-                f"rule alone {100 * v['keyword_agreement']:.1f}%).\n"
-            )
+        section += grader_line(d)
         for png in sorted(d.glob("*.png")):
             target = img_dir / f"{d.name}-{png.name}"
             shutil.copyfile(png, target)
