@@ -19,28 +19,17 @@ from typing import Any
 
 from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.report import wilson
-
-
-def _load(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line: redone
-    return out
+from alignbeam.eval.runner import read_records
 
 
 def oracle(run_dir: Path, grader: RefusalGrader) -> dict[str, dict[str, dict[str, Any]]]:
     records = [
         r
-        for r in _load(run_dir / "generations.jsonl")
+        for r in read_records(run_dir / "generations.jsonl")
         if r.get("candidates") and r.get("kind") in ("harmful", "benign")
     ]
     cache_path = run_dir / "oracle_grades.jsonl"
-    cache = {(g["prompt"], g["text"]): g["refused"] for g in _load(cache_path)}
+    cache = {(g["prompt"], g["text"]): g["refused"] for g in read_records(cache_path)}
     groups: dict[tuple[str, str], list[tuple[bool, bool]]] = defaultdict(list)
     with open(cache_path, "a") as f:
         for r in records:

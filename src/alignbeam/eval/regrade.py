@@ -13,18 +13,14 @@ import os
 from pathlib import Path
 
 from alignbeam.eval.grader import RefusalGrader
+from alignbeam.eval.runner import read_records
 
 
 def regrade(run_dir: Path, threshold: float) -> tuple[int, int]:
     """(records changed, records graded by the LLM question)."""
     path = run_dir / "generations.jsonl"
-    lines = path.read_text().splitlines()
     out, changed, llm = [], 0, 0
-    for line in lines:
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line: the next eval run redoes that generation
+    for r in read_records(path):  # a torn last line is dropped: the next eval run redoes that generation
         if r.get("refusal_reason") == "llm" and r.get("p_complies") is not None:
             llm += 1
             refused = r["p_complies"] < threshold

@@ -159,17 +159,21 @@ def suite_items(suite: Suite, data_dir: Path | None) -> dict[str, list[D.Item]]:
     return out
 
 
-def read_done(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """What a previous (possibly interrupted) run wrote; a torn last line is ignored and redone."""
-    done: dict[tuple[str, str, str], dict[str, Any]] = {}
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a file written line by line; a torn last line (a killed run) is skipped."""
+    out: list[dict[str, Any]] = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                r = json.loads(line)
+                out.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-            done[(r["system"], r["dataset"], r["id"])] = r
-    return done
+    return out
+
+
+def read_done(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """What a previous (possibly interrupted) run wrote; a torn last line is ignored and redone."""
+    return {(r["system"], r["dataset"], r["id"]): r for r in read_records(path)}
 
 
 def run(
