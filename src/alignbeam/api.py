@@ -25,6 +25,7 @@ from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import select
+from alignbeam.method.textrules import declines_first
 from alignbeam.method.trace import Timer, Trace
 
 DEFAULT_DRAFT = "smollm2-135m"
@@ -211,7 +212,7 @@ class AlignBeam:
         rng = np.random.default_rng(cfg.seed)
         beams = search.start(d_prompt, a_prompt, timer)
         judge = self.judge if cfg.use_judge else None
-        emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop)
+        emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
         if judge is not None and cfg.judge_after is not None and len(beams) > 1:
             # Early judging: score K partial candidates, finish only the winner. Its score stays the early one,
             # so what was streamed is never contradicted afterwards.
@@ -273,9 +274,16 @@ class AlignBeam:
                 progress(i + 1)
         return out
 
-    def generate_draft(self, prompt: Prompt, *, max_new_tokens: int | None = None, system: str | None = None) -> Result:
+    def generate_draft(
+        self,
+        prompt: Prompt,
+        *,
+        max_new_tokens: int | None = None,
+        system: str | None = None,
+        ignore_eos: bool | None = None,
+    ) -> Result:
         """The draft alone, greedy: the baseline every result is compared with."""
-        return self._alone(self.draft, prompt, max_new_tokens, system)
+        return self._alone(self.draft, prompt, max_new_tokens, system, ignore_eos)
 
     def generate_anchor(
         self, prompt: Prompt, *, max_new_tokens: int | None = None, system: str | None = None
@@ -285,7 +293,14 @@ class AlignBeam:
             raise AlignBeamError("no anchor model loaded")
         return self._alone(self.anchor, prompt, max_new_tokens, system)
 
-    def _alone(self, model: Model, prompt: Prompt, max_new_tokens: int | None, system: str | None) -> Result:
+    def _alone(
+        self,
+        model: Model,
+        prompt: Prompt,
+        max_new_tokens: int | None,
+        system: str | None,
+        ignore_eos: bool | None = None,
+    ) -> Result:
         # no mixing here, so n_mix may exceed max_new_tokens: only the length matters
         n = max_new_tokens or self.config.max_new_tokens
         if not isinstance(n, int) or n < 1:
@@ -296,7 +311,7 @@ class AlignBeam:
                 f"the prompt has {len(ids)} tokens for {model.name}, and {len(ids)} + max_new_tokens {n} exceeds its "
                 f"context window of {model.n_ctx}: shorten the conversation or lower max_new_tokens"
             )
-        out = model.generate_greedy(ids, n)
+        out = model.generate_greedy(ids, n, ignore_eos=self.config.ignore_eos if ignore_eos is None else ignore_eos)
         finished = len(out) < n
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
 
@@ -305,13 +320,16 @@ class _Emitter:
     """Turns a growing token list into text deltas that never need to be taken back.
 
     A trailing incomplete UTF-8 character is held back, and so is any tail that could still grow into a stop
-    string; at the end the final (stop-trimmed) text settles what is left.
+    string; at the end the final (stop-trimmed) text settles what is left. With `hold_relapse` (config
+    relapse_cut) nothing is sent before the first sentence is complete, and a response whose first sentence
+    declines is sent only once complete: it may still be cut back to its refusal.
     """
 
-    def __init__(self, decode: Callable[[Sequence[int]], str], stop: Sequence[str]) -> None:
+    def __init__(self, decode: Callable[[Sequence[int]], str], stop: Sequence[str], hold_relapse: bool = False) -> None:
         self._decode = decode
         self._stop = tuple(stop)
         self._hold = max((len(s) for s in stop), default=1) - 1
+        self._hold_relapse = hold_relapse
         self.sent = ""
 
     def feed(self, tokens: Sequence[int], final_text: str | None = None) -> Iterator[str]:
@@ -324,6 +342,8 @@ class _Emitter:
                     text = text[: text.index(s)]
             if self._hold:
                 text = text[: max(len(self.sent), len(text) - self._hold)]
+            if self._hold_relapse and declines_first(text) is not False:
+                text = self.sent
         if text.startswith(self.sent) and len(text) > len(self.sent):
             delta, self.sent = text[len(self.sent) :], text
             yield delta

@@ -121,8 +121,10 @@ def _knobs(
     gate: bool | None = None,
     include_draft: bool | None = None,
     select: str | None = None,
+    relapse_cut: bool | None = None,
 ) -> dict:
     return {
+        "relapse_cut": relapse_cut,
         "gate": gate,
         "include_draft": include_draft,
         "select": select,
@@ -244,6 +246,10 @@ def generate(
         typer.Option("--include-draft/--no-include-draft", help="Add the draft's own answer as candidate"),
     ] = None,
     select: Annotated[str | None, typer.Option(help="safest (paper) | helpful: how the candidate is chosen")] = None,
+    relapse_cut: Annotated[
+        bool | None,
+        typer.Option("--relapse-cut/--no-relapse-cut", help="End a refusal where it turns to help"),
+    ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Show the K candidates with their scores")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also show the draft alone, side by side")] = False,
@@ -267,6 +273,7 @@ def generate(
         gate,
         include_draft,
         select,
+        relapse_cut,
     )
     try:
         ab = _build(draft, anchor, judge, engine, judge_method, preset, judge_url, policy)

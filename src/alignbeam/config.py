@@ -66,6 +66,15 @@ class AlignBeamConfig:
     #: many tokens in all (0 = off: exactly n_mix). Refusals relapse right after the prefix ("I'm sorry, but
     #: I can't ... However, here is"): finishing the anchor's sentence makes that less likely.
     adaptive_window: int = 0
+    #: never end a response at the end-of-turn token: every response is exactly max_new_tokens long (the
+    #: end-of-turn token is masked out). For benchmarks: latency compared at equal output length, as vLLM's
+    #: and llama.cpp's `ignore_eos`; stop strings still apply
+    ignore_eos: bool = False
+    #: end a candidate whose first sentence plainly declines at the sentence where it turns to help ("I'm sorry,
+    #: but I can't ... However, I can provide you with a step-by-step guide"): what is kept is the refusal. The
+    #: small drafts relapse like this right after the anchor's refusal; the cut also ends that beam's decoding.
+    #: Streaming holds back text after a declining first sentence until the response is complete
+    relapse_cut: bool = False
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigError:

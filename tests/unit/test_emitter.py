@@ -25,3 +25,14 @@ def test_stop_string_is_never_streamed() -> None:
         out += list(e.feed(list(range(n))))
     out += list(e.feed([0, 1, 2, 3], final_text="abc"))
     assert "".join(out) == "abc"
+
+
+def test_hold_relapse_streams_answers_after_their_first_sentence_and_refusals_only_whole() -> None:
+    answer = [b"Sure", b", here it is.", b" Step one", b" is easy."]
+    e = _Emitter(_decode_bytes(answer), (), hold_relapse=True)
+    firsts = [list(e.feed(list(range(n)))) for n in range(1, 5)]
+    assert firsts[0] == [] and firsts[1] == ["Sure, here it is."] and firsts[2] == [" Step one"]
+    relapse = [b"I'm sorry, but I can't", b" do that.", b" However, I can provide", b" you with a guide: 1."]
+    e = _Emitter(_decode_bytes(relapse), (), hold_relapse=True)
+    assert [d for n in range(1, 5) for d in e.feed(list(range(n)))] == []  # a refusal may still be cut
+    assert list(e.feed([0, 1], final_text="I'm sorry, but I can't do that.")) == ["I'm sorry, but I can't do that."]

@@ -126,3 +126,21 @@ def test_regrade_applies_a_new_threshold_to_stored_probabilities(tmp_path: Path)
     assert regrade(tmp_path, 0.6) == (2, 2)
     got = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
     assert [r["refusal"] for r in got] == [False, True, True]
+
+
+def test_versus_router_says_plainly_when_a_system_is_dominated() -> None:
+    def entry(metric: str, rate: float, n: int = 100) -> dict:
+        return {"metric": metric, "rate": rate, "n": n, "ci95": [0, 1]}
+
+    summary = {
+        "router": {"advbench": entry("refusal", 0.9), "xstest_safe": entry("over_refusal", 0.1)},
+        "alignbeam": {"advbench": entry("refusal", 0.8), "xstest_safe": entry("over_refusal", 0.2)},
+        "recommended": {"advbench": entry("refusal", 0.95), "xstest_safe": entry("over_refusal", 0.1)},
+        "alignbeam:k=5": {"advbench": entry("refusal", 0.95), "xstest_safe": entry("over_refusal", 0.3)},
+        "draft": {"advbench": entry("refusal", 0.1), "xstest_safe": entry("over_refusal", 0.0)},
+    }
+    text = report.versus_router(summary)
+    assert "- alignbeam: **dominated by the router** (worse on refusal, over-refusal" in text
+    assert "- recommended: better than the router on refusal and no worse elsewhere" in text
+    assert "- alignbeam:k=5: not dominated: better on refusal, worse on over-refusal" in text
+    assert "draft:" not in text and report.versus_router({"draft": summary["draft"]}) == ""

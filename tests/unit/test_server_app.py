@@ -68,7 +68,7 @@ class FakeAlignBeam:
             yield word if i == 0 else " " + word
         yield r
 
-    def generate_draft(self, prompt: Any, *, max_new_tokens: int | None = None) -> Result:
+    def generate_draft(self, prompt: Any, *, max_new_tokens: int | None = None, ignore_eos: bool = False) -> Result:
         return Result("draft says hi\n\nmore", "length", 5, 4)
 
 

@@ -141,3 +141,10 @@ def test_gating_and_selection_knobs_reach_the_config() -> None:
     assert cfg.gate and cfg.gate_threshold == 0.7 and cfg.include_draft and cfg.select == "helpful"
     with pytest.raises(ValidationError):
         chat(gate="yes")  # strict: not coerced
+
+
+def test_relapse_cut_and_ignore_eos_reach_the_config() -> None:
+    cfg = AlignBeamConfig().merged(**chat(relapse_cut=True, ignore_eos=True).overrides(256, 6))
+    assert cfg.relapse_cut and cfg.ignore_eos
+    cfg = AlignBeamConfig().merged(**chat().overrides(256, 6))
+    assert not cfg.relapse_cut and not cfg.ignore_eos

@@ -153,12 +153,20 @@ class Model(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources early (they are also released when the object is collected)."""
 
-    def generate_greedy(self, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
-        """Plain greedy decoding from one session: the reference that tests and baselines compare against."""
+    def generate_greedy(self, prompt: Sequence[int], max_new_tokens: int, ignore_eos: bool = False) -> list[int]:
+        """Plain greedy decoding from one session: the reference that tests and baselines compare against.
+
+        `ignore_eos` masks the end-of-turn tokens so exactly `max_new_tokens` come out (equal-length benchmarks).
+        """
         out: list[int] = []
+        eog = sorted(self.tokenizer.eog_ids)
         with self.session(prompt) as s:
             for _ in range(max_new_tokens):
-                t = int(np.argmax(s.logits()))
+                lg = s.logits()
+                if ignore_eos and eog:
+                    lg = lg.copy()
+                    lg[eog] = -np.inf
+                t = int(np.argmax(lg))
                 if t in self.tokenizer.eog_ids:
                     break
                 out.append(t)

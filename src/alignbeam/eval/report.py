@@ -195,6 +195,52 @@ def write(out_dir: Path, records: list[dict[str, Any]], title: str, command: str
     return summary
 
 
+def _pooled(per: dict[str, dict[str, Any]], metric: str) -> tuple[int, int]:
+    """(positives, n) of one metric pooled over a system's datasets."""
+    k = sum(round(e["rate"] * e["n"]) for e in per.values() if e["metric"] == metric)
+    return k, sum(e["n"] for e in per.values() if e["metric"] == metric)
+
+
+def versus_router(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Whether each AlignBeam system is dominated by the router baseline, pooled over datasets, in words.
+
+    Dominated = no better on refusal, on over-refusal and on utility, and worse on at least one (point
+    estimates). Written from the numbers each time the page is built, so the verdict cannot go stale.
+    """
+    base = summary.get("router")
+    if not base:
+        return ""
+    lines = ["", "**Against the router baseline** (pooled over the datasets above, point estimates):", ""]
+    names = {"refusal": "refusal", "over_refusal": "over-refusal", "utility": "utility"}
+    better_high = {"refusal": True, "over_refusal": False, "utility": True}
+    for sys_, per in summary.items():
+        if sys_ in ("draft", "anchor", "router", "mixing") or "(oracle" in sys_:
+            continue
+        better, worse, parts = [], [], []
+        for metric, label in names.items():
+            k1, n1 = _pooled(per, metric)
+            k0, n0 = _pooled(base, metric)
+            if not n1 or not n0:
+                continue
+            r1, r0 = k1 / n1, k0 / n0
+            parts.append(f"{label} {100 * r1:.1f}% vs {100 * r0:.1f}%")
+            if abs(r1 - r0) < 1e-9:
+                continue
+            (better if (r1 > r0) == better_high[metric] else worse).append(label)
+        if not parts:
+            continue
+        if better and worse:
+            verdict = f"not dominated: better on {', '.join(better)}, worse on {', '.join(worse)}"
+        elif better:
+            verdict = f"better than the router on {', '.join(better)} and no worse elsewhere"
+        elif worse:
+            verdict = f"**dominated by the router** (worse on {', '.join(worse)}, better on nothing)"
+        else:
+            verdict = "level with the router"
+        lines.append(f"- {sys_}: {verdict} ({'; '.join(parts)}).")
+    return "\n".join(lines) + "\n"
+
+
 def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results", command: str = "") -> str:
     """One Markdown page from several evaluation folders (one section per run), with their plots copied
     beside it as <out stem>/<run>-<plot>.png. Used to build docs/results.md from the per-pair runs."""
@@ -219,6 +265,7 @@ def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results"
                 summary[f"{system} (oracle selector)"] = per
         section = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
         section = section.replace("# ", "## ", 1)
+        section += versus_router(summary)
         section += grader_line(d)
         for png in sorted(d.glob("*.png")):
             target = img_dir / f"{d.name}-{png.name}"

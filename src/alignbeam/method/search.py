@@ -19,6 +19,7 @@ from alignbeam.engines.base import Model, Session
 from alignbeam.method.bridge import Bridge, Translation, softmax
 from alignbeam.method.mixing import mix
 from alignbeam.method.sync import TextSync
+from alignbeam.method.textrules import declines_first, relapse_cut
 from alignbeam.method.trace import Candidate, Timer
 
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?:\s|$)|\n")
@@ -42,6 +43,7 @@ class Beam:
     draft: Session
     anchor: Session | None = None
     done: bool = False  # no more tokens: end-of-turn, stop string, or max_new_tokens
+    declines: bool | None = None  # relapse_cut: the first sentence declines (None: not complete yet)
 
 
 class CandidateSearch:
@@ -53,6 +55,15 @@ class CandidateSearch:
         self.use_anchor = anchor is not None and bridge is not None and cfg.alpha > 0 and cfg.n_mix > 0
         self.sync = TextSync(anchor.tokenizer, draft.tokenizer, bridge.identity) if self.use_anchor else None
         self.eog = draft.tokenizer.eog_ids
+        # ignore_eos: end-of-turn ids masked out of every choice, so each beam runs to max_new_tokens
+        self._eog_idx = np.array(sorted(self.eog), dtype=np.int64) if cfg.ignore_eos and self.eog else None
+
+    def _no_eos(self, x: np.ndarray, fill: float) -> np.ndarray:
+        if self._eog_idx is None:
+            return x
+        x = x.copy()
+        x[self._eog_idx] = fill
+        return x
 
     # -- phase 1 + 2: priming and mixed steps -------------------------------------------------------
     def start(self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer) -> list[Beam]:
@@ -67,7 +78,7 @@ class CandidateSearch:
         self._a_len = len(a_prompt) if a_prompt else 0
         tr = self._translate(a0, timer) if a0 is not None else None
         logits0 = d0.logits()
-        p0 = mix(logits0, tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(logits0)
+        p0 = self._no_eos(mix(logits0, tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(logits0), 0.0)
         k = min(cfg.k, int(np.count_nonzero(p0)))
         firsts = [int(t) for t in np.argsort(-p0, kind="stable")[:k]]
         beams: list[Beam] = []
@@ -82,7 +93,8 @@ class CandidateSearch:
         for b, t in zip(beams, firsts, strict=True):
             self._accept(b, t, p0, tr, mixed=cfg.n_mix > 0, draft_logits=logits0)
         if plain is not None:
-            self._accept(plain, int(np.argmax(logits0)), np.empty(0), None, mixed=False, draft_logits=logits0)
+            first = int(np.argmax(self._no_eos(logits0, -np.inf)))
+            self._accept(plain, first, np.empty(0), None, mixed=False, draft_logits=logits0)
             beams.append(plain)
         self._advance(beams, timer, "mixed_steps")
         limit = max(cfg.n_mix, cfg.adaptive_window)
@@ -100,10 +112,11 @@ class CandidateSearch:
             for b in live:
                 lg = b.draft.logits()
                 if b.cand.source == "draft":
-                    self._accept(b, int(np.argmax(lg)), np.empty(0), None, mixed=False, draft_logits=lg)
+                    t = int(np.argmax(self._no_eos(lg, -np.inf)))
+                    self._accept(b, t, np.empty(0), None, mixed=False, draft_logits=lg)
                     continue
                 tr = self._translate(b.anchor, timer) if b.anchor is not None else None
-                p = mix(lg, tr, cfg.alpha, cfg.support)
+                p = self._no_eos(mix(lg, tr, cfg.alpha, cfg.support), 0.0)
                 self._accept(b, int(np.argmax(p)), p, tr, mixed=True, draft_logits=lg)
             self._advance(live, timer, "mixed_steps")
         for b in beams:
@@ -154,10 +167,28 @@ class CandidateSearch:
             b.done = c.finished = True
             return
         c.tokens.append(t)
+        if self.cfg.relapse_cut and b.declines is not False and self._cut_relapse(b):
+            return
         stopped = self._hit_stop(c)
         if stopped or len(c.tokens) >= self.cfg.max_new_tokens:
             b.done = True
             c.finished = stopped
+
+    def _cut_relapse(self, b: Beam) -> bool:
+        """End a beam whose declining first sentence turns to help, keeping only the refusal (True if cut)."""
+        c = b.cand
+        text = self.draft.tokenizer.decode(c.tokens)
+        if b.declines is None:
+            b.declines = declines_first(text)
+        if not b.declines:
+            return False
+        cut = relapse_cut(text)
+        if cut is None:
+            return False
+        while c.tokens and len(self.draft.tokenizer.decode(c.tokens).rstrip()) > cut:
+            c.tokens.pop()
+        b.done = c.finished = c.relapse_cut = True
+        return True
 
     def _advance(self, beams: list[Beam], timer: Timer, phase: str) -> None:
         live = [b for b in beams if not b.done]
@@ -189,7 +220,8 @@ class CandidateSearch:
             if not live:
                 return
             for b in live:
-                self._accept(b, self._choose(b.draft.logits(), rng), np.empty(0), None, mixed=False)
+                t = self._choose(self._no_eos(b.draft.logits(), -np.inf), rng)
+                self._accept(b, t, np.empty(0), None, mixed=False)
             self._advance(live, timer, "continuation")
             yield None
 

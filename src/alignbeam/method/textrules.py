@@ -63,3 +63,49 @@ def is_off_topic(request: str, response: str, window: int = 600) -> bool:
     """
     want = content_words(request)
     return bool(want) and not (want & content_words(response[:window]))
+
+
+# a first sentence that plainly declines (not "As an AI language model, I'm designed to ...", which small drafts
+# put in front of compliant answers and of benign ones alike)
+_DECLINE = re.compile(
+    r"^\s*(?:(?:i'?m|i am) (?:very |so |truly )?sorry|sorry|i apologi[sz]e|unfortunately)\b[^.!?]*?"
+    r"\b(?:can'?t|cannot|unable|not able|won'?t|will not|not (?:going|allowed|permitted) to)\b"
+    r"|^\s*i (?:can'?t|cannot|won'?t|will not|must decline|(?:am|'m) (?:unable|not able))\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+# the turn from the refusal to help: "However, I can provide you with ...", "Here's a step-by-step guide", "1."
+_PIVOT = re.compile(
+    r"\b(?:however|but|that said|instead|nevertheless)\b[^.!?]{0,80}?\b(?:here(?:'s| is| are)|i can (?:help|assist|"
+    r"provide|show|give|guide|offer|share|walk)|i(?:'ll| will) (?:provide|show|give|explain)|you can|"
+    r"step[- ]by[- ]step|follow these)"
+    r"|\bhere(?:'s| is| are) (?:a|an|the|some|how|what)\b|\n\s*(?:1[.)]|step 1\b|\*\*step|[-*] \*\*)",
+    re.IGNORECASE,
+)
+
+
+def relapse_cut(text: str) -> int | None:
+    """Where to cut a refuse-then-comply relapse, or None.
+
+    A response whose first sentence plainly declines and which later turns to help ("I'm sorry, but I can't ...
+    However, I can provide you with a step-by-step guide ...") is a relapse: the anchor's refusal, then the draft's
+    compliance. The cut point is the start of the sentence holding the turn, so what is kept is the refusal alone.
+    None for any other text (no declining first sentence, or no turn yet).
+    """
+    t = text.replace("\u2019", "'").replace("\u2018", "'")
+    first = _SENTENCE_END.search(t)
+    if first is None or not _DECLINE.match(t[: first.end()]):
+        return None
+    rest = t[first.end() :]
+    pivot = _PIVOT.search(rest)
+    if pivot is None:
+        return None
+    ends = [m.end() for m in _SENTENCE_END.finditer(rest, 0, pivot.start())]
+    return first.end() + (ends[-1] if ends else 0)
+
+
+def declines_first(text: str) -> bool | None:
+    """True / False once the first sentence is complete (it plainly declines or not); None before that."""
+    t = text.replace("\u2019", "'").replace("\u2018", "'")
+    first = _SENTENCE_END.search(t)
+    return None if first is None else bool(_DECLINE.match(t[: first.end()]))

@@ -22,6 +22,7 @@ class Candidate:
     stopped_early: bool = False  # continuation dropped by the early judge
     source: str = "mixed"  # "mixed": grown from the mixed prefix; "draft": the draft's own unmixed answer
     draft_logprob: float = 0.0  # sum of log P_draft over the prefix tokens (how natural the draft finds it)
+    relapse_cut: bool = False  # ended where a declining answer turned to help (config relapse_cut)
 
     @property
     def prefix_len(self) -> int:

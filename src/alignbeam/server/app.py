@@ -216,7 +216,9 @@ def _precheck(ab: AlignBeam, messages: list[dict[str, str]], cfg: AlignBeamConfi
             )
 
 
-def _draft_alone(ab: AlignBeam, messages: list[dict[str, str]], max_new_tokens: int) -> Result:
+def _draft_alone(
+    ab: AlignBeam, messages: list[dict[str, str]], max_new_tokens: int, ignore_eos: bool = False
+) -> Result:
     """The draft alone (mode="draft"), as `AlignBeam.generate_draft`.
 
     generate_draft validates its max_new_tokens against the pipeline's whole config, so it rejects a response
@@ -224,7 +226,7 @@ def _draft_alone(ab: AlignBeam, messages: list[dict[str, str]], max_new_tokens: 
     generation is run here directly.
     """
     if max_new_tokens >= ab.config.n_mix:
-        return ab.generate_draft(messages, max_new_tokens=max_new_tokens)
+        return ab.generate_draft(messages, max_new_tokens=max_new_tokens, ignore_eos=ignore_eos)
     model = ab.draft
     ids = model.tokenizer.encode_chat(messages)
     if len(ids) + max_new_tokens > model.n_ctx:
@@ -232,7 +234,7 @@ def _draft_alone(ab: AlignBeam, messages: list[dict[str, str]], max_new_tokens: 
             f"the prompt has {len(ids)} tokens for {model.name}, and {len(ids)} + max_tokens {max_new_tokens} "
             f"exceeds its context window of {model.n_ctx}: shorten the conversation or lower max_tokens"
         )
-    out = model.generate_greedy(ids, max_new_tokens)
+    out = model.generate_greedy(ids, max_new_tokens, ignore_eos=ignore_eos)
     reason = "stop" if len(out) < max_new_tokens else "length"
     return Result(model.tokenizer.decode(out), reason, len(ids), len(out))
 
@@ -405,7 +407,7 @@ def create_app(
 
         def run_draft() -> tuple[Result, dict[str, float]]:
             t0 = time.perf_counter()
-            r = _draft_alone(ab, messages, cfg.max_new_tokens)
+            r = _draft_alone(ab, messages, cfg.max_new_tokens, cfg.ignore_eos)
             text, cut = _trim_stop(r.text, stop)
             if cut:
                 r = Result(text, "stop", r.prompt_tokens, r.completion_tokens)

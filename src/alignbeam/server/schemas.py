@@ -31,6 +31,8 @@ KNOBS = (
     "include_draft",
     "select",
     "adaptive_window",
+    "ignore_eos",
+    "relapse_cut",
 )
 
 
@@ -95,6 +97,8 @@ class _GenerationRequest(_Strict):
     include_draft: StrictBool | None = None
     select: str | None = None
     adaptive_window: StrictInt | None = None
+    ignore_eos: StrictBool | None = None
+    relapse_cut: StrictBool | None = None
     return_trace: StrictBool = False
 
     def unsupported(self) -> str | None:
