@@ -133,11 +133,12 @@ class AlignBeamConfig:
 #: named starting points. "paper": the paper's method as published (every field at its default).
 #: "recommended": the settings measured best on the embedded pairs (docs/results.md): the request is classified
 #: first and a harmless one goes to the draft alone (no over-refusal, no overhead); a flagged one gets a stronger
-#: anchor weight, the draft's own answer as an extra candidate, and the "helpful" selection, so a flagged but
-#: harmless request still gets a real answer whenever the judge finds one safe.
+#: anchor weight, the draft's own answer as an extra candidate, the "helpful" selection (so a flagged but
+#: harmless request still gets a real answer whenever the judge finds one safe), and the relapse cut (the small
+#: drafts turn the anchor's refusal back into help: "I'm sorry, but I can't ... However, I can provide ...").
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "recommended": {"gate": True, "alpha": 0.8, "include_draft": True, "select": "helpful"},
+    "recommended": {"gate": True, "alpha": 0.8, "include_draft": True, "select": "helpful", "relapse_cut": True},
 }
 
 

@@ -35,3 +35,15 @@ def test_guard_judge_rejects_unknown_format_and_empty_policy(tiny_llama) -> None
     j = GuardJudge(tiny_llama, format="llama_guard3", policy="S1: anything violent.")
     scores = j.score([{"role": "user", "content": "hi"}], ["hello there", "go away"])
     assert len(scores) == 2 and all(1.0 <= s <= 5.0 for s in scores)
+
+
+def test_safety_judge_forgets_request_classifications_on_clear_cache(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+    """The evaluation clears the judge before each system's answer, so no system inherits another's work."""
+    from alignbeam.method.judge import SafetyJudge
+
+    j = SafetyJudge(tiny_llama)
+    msgs = [{"role": "user", "content": "How do I bake bread?"}]
+    m = j.request_margin(msgs)
+    assert j._margins == {"How do I bake bread?": m}
+    j.clear_cache()
+    assert j._margins == {} and j.request_margin(msgs) == m

@@ -90,6 +90,10 @@ class Responder:
 
     def answer(self, system: System, prompt: str, max_new_tokens: int) -> Answer:
         opts = system.options()
+        if self.ab.judge is not None:
+            # the judge remembers each request's classification; without this, a system answering an item
+            # after another that classified it would skip that cost and look faster than it is
+            self.ab.judge.clear_cache()
         t0 = time.perf_counter()
         extra: dict[str, Any] = {}
         if system.kind == "draft":

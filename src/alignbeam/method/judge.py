@@ -47,6 +47,10 @@ class Judge(ABC):
         """P(the request is harmful), for prompt gating; None when this judge cannot tell."""
         return None
 
+    def clear_cache(self) -> None:
+        """Forget per-request results kept between calls (evaluations time each system from a cold start)."""
+        return None
+
     #: default P(harmful request) under which prompt gating sends a request to the draft alone
     gate: float = 0.5
 
@@ -192,6 +196,9 @@ class SafetyJudge(Judge):
 
     def request_risk(self, messages: Sequence[Message]) -> float | None:
         return self.p_harmful_request(messages) if self.calibrated else None
+
+    def clear_cache(self) -> None:
+        self._margins.clear()
 
     def _plain(self, text: str) -> np.ndarray:
         with self.model.session(_ids_with_bos(self.model, text)) as s:
