@@ -84,6 +84,13 @@ _PIVOT = re.compile(
 )
 
 
+def _first_sentence(text: str) -> tuple[str, int | None]:
+    """The text with curly apostrophes made straight (same length), and where its first sentence ends."""
+    t = text.replace("\u2019", "'").replace("\u2018", "'")
+    m = _SENTENCE_END.search(t)
+    return t, None if m is None else m.end()
+
+
 def relapse_cut(text: str) -> int | None:
     """Where to cut a refuse-then-comply relapse, or None.
 
@@ -92,20 +99,18 @@ def relapse_cut(text: str) -> int | None:
     compliance. The cut point is the start of the sentence holding the turn, so what is kept is the refusal alone.
     None for any other text (no declining first sentence, or no turn yet).
     """
-    t = text.replace("\u2019", "'").replace("\u2018", "'")
-    first = _SENTENCE_END.search(t)
-    if first is None or not _DECLINE.match(t[: first.end()]):
+    t, first = _first_sentence(text)
+    if first is None or not _DECLINE.match(t[:first]):
         return None
-    rest = t[first.end() :]
+    rest = t[first:]
     pivot = _PIVOT.search(rest)
     if pivot is None:
         return None
     ends = [m.end() for m in _SENTENCE_END.finditer(rest, 0, pivot.start())]
-    return first.end() + (ends[-1] if ends else 0)
+    return first + (ends[-1] if ends else 0)
 
 
 def declines_first(text: str) -> bool | None:
     """True / False once the first sentence is complete (it plainly declines or not); None before that."""
-    t = text.replace("\u2019", "'").replace("\u2018", "'")
-    first = _SENTENCE_END.search(t)
-    return None if first is None else bool(_DECLINE.match(t[: first.end()]))
+    t, first = _first_sentence(text)
+    return None if first is None else bool(_DECLINE.match(t[:first]))
