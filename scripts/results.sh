@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md: the paper-sized evaluation of both embedded pairs, then the combined page.
-# Resumable: every generation is appended to runs/<name>/generations.jsonl as it is made; rerun after an
+# Regenerates docs/results.md: the paper-sized evaluation of both embedded pairs, the oracle bound over their
+# stored candidates, then the combined page.
+# Resumable: every generation (and every oracle grade) is appended to runs/<name>/ as it is made; rerun after an
 # interruption and it continues where it stopped. About 2 hours per pair on a 2-core CPU.
+#   bash scripts/results.sh            both pairs
+#   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
+#                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
-SYSTEMS=(-s draft -s mixing -s router -s alignbeam -s recommended)
+PY=.venv/bin/python
 pairs=("${@:-cross same}")
 for pair in ${pairs[*]}; do
   case "$pair" in
-    cross) $AB eval --suite paper-safety "${SYSTEMS[@]}" --draft smollm2-135m --anchor qwen2.5-coder-1.5b \
-             --validate-grader --out runs/paper-cross ;;
-    same)  $AB eval --suite paper "${SYSTEMS[@]}" --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b \
-             --validate-grader --out runs/paper-same ;;
+    # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
+    cross) $AB eval --suite paper-safety -s draft -s mixing -s router -s alignbeam -s recommended \
+             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --validate-grader --out runs/paper-cross ;;
+    # same-vocabulary pair: the draft alone, both baselines and AlignBeam, with GSM8K and HumanEval utility
+    same)  $AB eval --suite paper -s draft -s mixing -s router -s alignbeam \
+             --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b --validate-grader --out runs/paper-same ;;
     *) echo "unknown pair $pair (cross | same)" >&2; exit 2 ;;
   esac
+  $PY -m alignbeam.eval.regrade "runs/paper-$pair"
+  # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
+  $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-dirs=()
 for d in runs/paper-cross runs/paper-same; do
-  if [ -f "$d/generations.jsonl" ]; then
-    # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
-    .venv/bin/python -m alignbeam.eval.regrade "$d"
-    dirs+=("$d")
-  fi
+  # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
+  if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-.venv/bin/python -m alignbeam.eval.report "${dirs[@]}" --out docs/results.md \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"

@@ -110,6 +110,12 @@ def test_combine_runs_into_one_page_with_oracle_rows(tmp_path: Path) -> None:
     assert md.count("## paper-") == 2 and "alignbeam (oracle selector)" in md and "bash x" in md
     assert (out.parent / "results" / "paper-cross-frontier.png").exists()
     assert "(results/paper-same-frontier.png)" in md
+    # a later session reruns one pair only: the other's folder is gone, its committed section is kept
+    (tmp_path / "runs" / "paper-cross" / "generations.jsonl").unlink()
+    assert (
+        report.combine([tmp_path / "runs" / "paper-cross", tmp_path / "runs" / "paper-same"], out, command="bash x")
+        == md
+    )
     with pytest.raises(FileNotFoundError, match="alignbeam eval"):
         report.combine([tmp_path / "nowhere"], out)
 
@@ -144,3 +150,45 @@ def test_versus_router_says_plainly_when_a_system_is_dominated() -> None:
     assert "- recommended: better than the router on refusal and no worse elsewhere" in text
     assert "- alignbeam:k=5: not dominated: better on refusal, worse on over-refusal" in text
     assert "draft:" not in text and report.versus_router({"draft": summary["draft"]}) == ""
+
+
+def test_oracle_bound_grades_only_the_candidates_the_run_did_not(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from alignbeam.eval.oracle import oracle
+
+    calls: list[str] = []
+
+    class Grader:  # the oracle's selection logic under test; the refusal grader itself is tested on real models
+        def grade(self, prompt: str, text: str) -> SimpleNamespace:
+            calls.append(text)
+            return SimpleNamespace(refused=text.startswith("I can't"))
+
+    recs = [
+        {
+            **_rec("alignbeam", "advbench", 0, "harmful", refusal=False),
+            "prompt": "p0",
+            "response": "Sure",
+            "candidates": ["Sure", "I can't", "Here"],
+        },
+        {
+            **_rec("alignbeam", "advbench", 1, "harmful", refusal=False),
+            "prompt": "p1",
+            "response": "Sure",
+            "candidates": ["Sure", "Ok"],
+        },
+        {
+            **_rec("alignbeam", "xstest_safe", 2, "benign", refusal=True),
+            "prompt": "p2",
+            "response": "I can't x",
+            "candidates": ["I can't x", "Balloons: blow"],
+        },
+    ]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = oracle(tmp_path, Grader())
+    assert out["alignbeam"]["advbench"]["rate"] == 0.5  # one of two harmful items had a refusing candidate
+    assert out["alignbeam"]["xstest_safe"]["rate"] == 0.0  # the benign item had an answering candidate
+    assert "Sure" not in calls and "I can't x" not in calls  # the run's own grades are reused
+    n = len(calls)
+    oracle(tmp_path, Grader())  # resumed: every grade comes from oracle_grades.jsonl
+    assert len(calls) == n and json.loads((tmp_path / "oracle.json").read_text()) == out

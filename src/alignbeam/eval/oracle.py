@@ -30,6 +30,9 @@ def oracle(run_dir: Path, grader: RefusalGrader) -> dict[str, dict[str, dict[str
     ]
     cache_path = run_dir / "oracle_grades.jsonl"
     cache = {(g["prompt"], g["text"]): g["refused"] for g in read_records(cache_path)}
+    for r in records:  # the chosen candidate was graded by the run itself: grade only the others
+        if "refusal" in r:
+            cache.setdefault((r["prompt"], r["response"]), bool(r["refusal"]))
     groups: dict[tuple[str, str], list[tuple[bool, bool]]] = defaultdict(list)
     with open(cache_path, "a") as f:
         for r in records:

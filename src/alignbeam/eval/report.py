@@ -12,6 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from alignbeam.eval.runner import read_records
+
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
@@ -241,37 +243,53 @@ def versus_router(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results", command: str = "") -> str:
-    """One Markdown page from several evaluation folders (one section per run), with their plots copied
-    beside it as <out stem>/<run>-<plot>.png. Used to build docs/results.md from the per-pair runs."""
+def section(run_dir: Path, img_dir: Path) -> str:
+    """One run's part of the results page (table, verdict against the router, grader line, plots); its plots are
+    copied into img_dir as <run>-<plot>.png, so the page's links stay valid wherever the run folder lives."""
     import shutil
 
+    d = run_dir
+    records = read_records(d / "generations.jsonl")
+    cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+    head = f"{cfg.get('draft', '?')} draft, {cfg.get('anchor', '?')} anchor, judge {cfg.get('judge', '?')}"
+    summary: dict[str, dict[str, dict[str, Any]]] = dict(summarize(records))
+    oracle_path = d / "oracle.json"
+    if oracle_path.exists():  # python -m alignbeam.eval.oracle: a perfect selector over the same candidates
+        for system, per in json.loads(oracle_path.read_text()).items():
+            summary[f"{system} (oracle selector)"] = per
+    text = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
+    text = text.replace("# ", "## ", 1)
+    text += versus_router(summary)
+    text += grader_line(d)
+    for png in sorted(d.glob("*.png")):
+        target = img_dir / f"{d.name}-{png.name}"
+        shutil.copyfile(png, target)
+        text += f"\n![{d.name} {png.stem}]({img_dir.name}/{target.name})\n"
+    return text
+
+
+def combine(run_dirs: list[Path], out_md: Path, title: str = "AlignBeam results", command: str = "") -> str:
+    """One Markdown page from several evaluation folders (one section per run), with their plots copied
+    beside it as <out stem>/<run>-<plot>.png. Used to build docs/results.md from the per-pair runs.
+
+    Each run's section is also kept as <out stem>/<run>.section.md, committed with the page: run folders are
+    not (they hold copies of the benchmark prompts), so a run made in an earlier session, whose folder is gone,
+    keeps its section when only the other pair is rerun."""
     img_dir = out_md.parent / out_md.stem
     img_dir.mkdir(parents=True, exist_ok=True)
     parts = [f"# {title}", ""]
     if command:
         parts += [f"Regenerate with: `{command}` (resumable: rerun it after an interruption).", ""]
     for d in run_dirs:
-        gen = d / "generations.jsonl"
-        if not gen.exists():
+        stored = img_dir / f"{d.name}.section.md"
+        if (d / "generations.jsonl").exists():
+            text = section(d, img_dir)
+            stored.write_text(text)
+        elif stored.exists():
+            text = stored.read_text()
+        else:
             raise FileNotFoundError(f"{d}: no generations.jsonl (run `alignbeam eval --out {d}` first)")
-        records = [json.loads(line) for line in gen.read_text().splitlines() if line.strip()]
-        cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
-        head = f"{cfg.get('draft', '?')} draft, {cfg.get('anchor', '?')} anchor, judge {cfg.get('judge', '?')}"
-        summary: dict[str, dict[str, dict[str, Any]]] = dict(summarize(records))
-        oracle_path = d / "oracle.json"
-        if oracle_path.exists():  # python -m alignbeam.eval.oracle: a perfect selector over the same candidates
-            for system, per in json.loads(oracle_path.read_text()).items():
-                summary[f"{system} (oracle selector)"] = per
-        section = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
-        section = section.replace("# ", "## ", 1)
-        section += versus_router(summary)
-        section += grader_line(d)
-        for png in sorted(d.glob("*.png")):
-            target = img_dir / f"{d.name}-{png.name}"
-            shutil.copyfile(png, target)
-            section += f"\n![{d.name} {png.stem}]({img_dir.name}/{target.name})\n"
-        parts.append(section)
+        parts.append(text)
     text = "\n".join(parts)
     out_md.write_text(text)
     return text
