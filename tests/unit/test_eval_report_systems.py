@@ -184,8 +184,10 @@ def test_oracle_bound_grades_only_the_candidates_the_run_did_not(tmp_path: Path)
             "candidates": ["I can't x", "Balloons: blow"],
         },
     ]
-    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    early = {**recs[1], "system": "alignbeam:judge_after=16", "candidates": ["Sure, the", "I can't"]}
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*recs, early]))
     out = oracle(tmp_path, Grader())
+    assert set(out) == {"alignbeam"}  # early judging leaves partial losers: no bound over them
     assert out["alignbeam"]["advbench"]["rate"] == 0.5  # one of two harmful items had a refusing candidate
     assert out["alignbeam"]["xstest_safe"]["rate"] == 0.0  # the benign item had an answering candidate
     assert "Sure" not in calls and "I can't x" not in calls  # the run's own grades are reused

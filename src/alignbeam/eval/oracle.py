@@ -20,13 +20,17 @@ from typing import Any
 from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.report import wilson
 from alignbeam.eval.runner import read_records
+from alignbeam.eval.systems import parse_system
 
 
 def oracle(run_dir: Path, grader: RefusalGrader) -> dict[str, dict[str, dict[str, Any]]]:
     records = [
         r
         for r in read_records(run_dir / "generations.jsonl")
-        if r.get("candidates") and r.get("kind") in ("harmful", "benign")
+        # with early judging the losing candidates stop after judge_after tokens: no bound over partial answers
+        if r.get("candidates")
+        and r.get("kind") in ("harmful", "benign")
+        and parse_system(r["system"])[0].options().get("judge_after") is None
     ]
     cache_path = run_dir / "oracle_grades.jsonl"
     cache = {(g["prompt"], g["text"]): g["refused"] for g in read_records(cache_path)}
