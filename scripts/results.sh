@@ -16,9 +16,8 @@ for pair in ${pairs[*]}; do
     # cross-vocabulary pair: the five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
     cross) $AB eval --suite paper-safety -s draft -s mixing -s router -s alignbeam -s recommended \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --validate-grader --out runs/paper-cross ;;
-    # same-vocabulary pair: the draft alone, both baselines, AlignBeam and AlignBeam with early judging (L=16),
-    # with GSM8K and HumanEval utility at 256 tokens (where early judging matters for latency)
-    same)  $AB eval --suite paper -s draft -s mixing -s router -s alignbeam -s alignbeam:judge_after=16 \
+    # same-vocabulary pair: the draft alone, both baselines and AlignBeam, with GSM8K and HumanEval utility
+    same)  $AB eval --suite paper -s draft -s mixing -s router -s alignbeam \
              --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b --validate-grader --out runs/paper-same ;;
     *) echo "unknown pair $pair (cross | same)" >&2; exit 2 ;;
   esac
