@@ -194,3 +194,26 @@ def test_oracle_bound_grades_only_the_candidates_the_run_did_not(tmp_path: Path)
     n = len(calls)
     oracle(tmp_path, Grader())  # resumed: every grade comes from oracle_grades.jsonl
     assert len(calls) == n and json.loads((tmp_path / "oracle.json").read_text()) == out
+
+
+def test_paired_comparison_counts_discordant_items_on_shared_items_only(tmp_path: Path, capsys) -> None:
+    from alignbeam.eval import paired
+
+    a = [_rec("alignbeam", "advbench", i, "harmful", refusal=i < 6, lat=2.0) for i in range(10)]
+    # B ran later on the first 8 items only: refuses items 0-3 and 7, and takes half the time
+    b = [_rec("early", "advbench", i, "harmful", refusal=i < 4 or i == 7, lat=1.0) for i in range(8)]
+    b += [_rec("early", "gsm8k", 0, "utility", correct=True)]
+    e = paired.compare(a, b)
+    assert list(e) == ["advbench"]  # gsm8k is not in A
+    e = e["advbench"]
+    assert (e["n"], e["rate_a"], e["rate_b"], e["only_a"], e["only_b"]) == (8, 0.75, 0.625, 2, 1)
+    assert e["latency_ratio"] == 0.5 and e["p_value"] == 1.0
+    assert paired.mcnemar_p(0, 5) == 0.0625 and paired.mcnemar_p(0, 0) == 1.0
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    (tmp_path / "A" / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in a))
+    (tmp_path / "B" / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in b))
+    paired.main([str(tmp_path / "A"), "alignbeam", str(tmp_path / "B"), "early"])
+    assert "advbench" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no records of system 'nope' \\(it has: alignbeam\\)"):
+        paired.main([str(tmp_path / "A"), "alignbeam", "nope"])
