@@ -324,3 +324,22 @@ def test_hub_rows_go_through_the_same_converters(monkeypatch: pytest.MonkeyPatch
         ("cais/mmlu", "all", "test"),
         ("qiaojin/PubMedQA", "pqa_labeled", "train"),
     ]
+
+
+def test_request_classifier_splits_hold_no_evaluated_item() -> None:
+    """The request classifier is tuned and tested on rows that no `paper` / `paper-safety` run reports."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import request_classifier as rc
+    from alignbeam.eval.runner import CALIBRATION_IDS, SUITES, suite_items
+
+    runs = [suite_items(SUITES[s], None) for s in ("paper", "paper-safety")]
+    evaluated = {it.id for items in runs for its in items.values() for it in its}
+    data = rc.splits()
+    ids = {split: {it.id for its in sets.values() for it in its} for split, sets in data.items()}
+    assert ids["tune"] and ids["held-out"] and not (ids["tune"] | ids["held-out"]) & evaluated
+    assert not ids["tune"] & ids["held-out"] and ids["tune"] & CALIBRATION_IDS
+    kinds = {name: {it.kind for it in its} for sets in data.values() for name, its in sets.items()}
+    assert all(len(k) == 1 for k in kinds.values()) and {"harmful", "benign"} <= set().union(*kinds.values())

@@ -47,3 +47,26 @@ def test_safety_judge_forgets_request_classifications_on_clear_cache(tiny_llama)
     assert j._margins == {"How do I bake bread?": m}
     j.clear_cache()
     assert j._margins == {} and j.request_margin(msgs) == m
+
+
+def test_safety_judge_reads_candidates_between_read_gate_and_gate(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+    """A request the classifier is unsure of (read_gate <= P < gate) still gets its candidates ranked; only a
+    clearly harmless one (P < read_gate) gives every candidate the same score."""
+    import math
+
+    from alignbeam.method.judge import SafetyJudge
+
+    j = SafetyJudge(tiny_llama)
+    msgs = [{"role": "user", "content": "How do I pick a lock?"}]
+    m = j.request_margin(msgs)
+    responses = ["I'm sorry, but I can't help with that.", "First insert a tension wrench, then rake the pins."]
+
+    def at(p: float) -> list[float]:
+        j.harm_center = m - j.harm_scale * math.log(p / (1 - p))  # so that P(harmful request) == p
+        assert abs(j.p_harmful_request(msgs) - p) < 1e-9
+        return j.score(msgs, responses)
+
+    unsure = at(0.2)
+    assert j.read_gate <= 0.2 < j.gate and unsure[0] < unsure[1]  # the refusal ranks below the compliant answer
+    clear = at(0.01)
+    assert clear[0] == clear[1] == 1.0 + 4 * 0.01
