@@ -104,22 +104,12 @@ def margins(model: Any, variant: str, prompts: Sequence[str], cache: Cache, batc
     system, template = J.REQUEST_VARIANTS[variant]
     unsafe = J._option_ids(model, ["UNSAFE", "UN"])
     safe = [t for t in J._option_ids(model, ["SAFE"]) if t not in unsafe]
-    head, tail = J._render(model, system, template.format(request=J.MARKER), "Answer:").split(J.MARKER)
-    tail_ids = model.tokenizer.encode(tail, parse_special=True)
+    text = J._render(model, system, template.format(request=J.MARKER), "Answer:")
     todo = [p for p in dict.fromkeys(prompts) if p not in cache.data]
-    if not todo:
-        return [cache.data[p] for p in prompts]
-    with model.session(J._ids_with_bos(model, head)) as base:  # the shared head is read once per variant
-        for i in range(0, len(todo), batch):
-            chunk = todo[i : i + batch]
-            forks = [base.fork() for _ in chunk]
-            try:
-                model.step(forks, [model.tokenizer.encode(p)[:256] + tail_ids for p in chunk])
-                for p, f in zip(chunk, forks, strict=True):
-                    cache.get(p, lambda f=f: J.log_odds(f.logits(), unsafe, safe))
-            finally:
-                for f in forks:
-                    f.close()
+    chunks = (todo[i : i + batch] for i in range(0, len(todo), batch))
+    for chunk, logits in zip(chunks, J.iter_slot_logits(model, text, todo, 256, batch), strict=True):
+        for p, lg in zip(chunk, logits, strict=True):
+            cache.get(p, lambda lg=lg: J.log_odds(lg, unsafe, safe))
     return [cache.data[p] for p in prompts]
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,21 +82,35 @@ def _ids_with_bos(model: Model, text: str) -> list[int]:
     return [tok.bos_id, *ids] if tok.add_bos and tok.bos_id is not None else ids
 
 
-def slot_logits(model: Model, template: str, fills: Sequence[str], max_fill_tokens: int) -> list[np.ndarray]:
-    """Next-token logits after `template` with MARKER replaced by each fill; the head before it is read once."""
+def iter_slot_logits(
+    model: Model, template: str, fills: Sequence[str], max_fill_tokens: int, batch: int | None = None
+) -> Iterator[list[np.ndarray]]:
+    """Next-token logits after `template` with MARKER replaced by each fill, `batch` fills per batched step (all
+    at once when None). The head before MARKER is read once for all of them; a caller can store each batch's
+    results before the next is computed (benchmarks over hundreds of fills stay resumable)."""
+    if not fills:
+        return
     tok = model.tokenizer
     head, tail = template.split(MARKER)
-    head_ids = _ids_with_bos(model, head)
     tail_ids = tok.encode(tail, parse_special=True)
-    suffixes = [(tok.encode(f)[:max_fill_tokens] or tok.encode("(empty)")) + tail_ids for f in fills]
-    with model.session(head_ids) as base:
-        forks = [base.fork() for _ in suffixes]
-        try:
-            model.step(forks, suffixes)
-            return [f.logits() for f in forks]
-        finally:
-            for f in forks:
-                f.close()
+    size = batch or max(1, len(fills))
+    with model.session(_ids_with_bos(model, head)) as base:
+        for i in range(0, len(fills), size):
+            suffixes = [
+                (tok.encode(f)[:max_fill_tokens] or tok.encode("(empty)")) + tail_ids for f in fills[i : i + size]
+            ]
+            forks = [base.fork() for _ in suffixes]
+            try:
+                model.step(forks, suffixes)
+                yield [f.logits() for f in forks]
+            finally:
+                for f in forks:
+                    f.close()
+
+
+def slot_logits(model: Model, template: str, fills: Sequence[str], max_fill_tokens: int) -> list[np.ndarray]:
+    """`iter_slot_logits` in one batch: the K candidates of one request."""
+    return [lg for chunk in iter_slot_logits(model, template, fills, max_fill_tokens) for lg in chunk]
 
 
 def log_odds(logits: np.ndarray, yes: Sequence[int], no: Sequence[int]) -> float:
