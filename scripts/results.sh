@@ -3,16 +3,17 @@
 # stored candidates, then the combined page.
 # Resumable: every generation (and every oracle grade) is appended to runs/<name>/ as it is made; rerun after an
 # interruption and it continues where it stopped. About 2 hours per pair on a 2-core CPU.
-#   bash scripts/results.sh            both pairs and the judge2 run
-#   bash scripts/results.sh judge2     the cross pair's draft, router and recommended preset with the current
-#                                      request classifier (the paper-cross run predates it); about 80 minutes
+#   bash scripts/results.sh            both pairs and the judge3 run
+#   bash scripts/results.sh judge3     the cross pair's draft, router and recommended preset as it is now (the
+#                                      refusal message when no candidate of a flagged request is safe); ~80 min
+#   bash scripts/results.sh judge2     the same before that change (the paper-cross run predates both)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same judge2}")
+pairs=("${@:-cross same judge3}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -24,15 +25,18 @@ for pair in ${pairs[*]}; do
     judge2) $AB eval --suite paper-safety -s draft -s router -s recommended \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/judge2-cross
             $PY -m alignbeam.eval.regrade runs/judge2-cross; continue ;;
-    *) echo "unknown pair $pair (cross | same | judge2)" >&2; exit 2 ;;
+    judge3) $AB eval --suite paper-safety -s draft -s router -s recommended \
+             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/judge3-cross
+            $PY -m alignbeam.eval.regrade runs/judge3-cross; continue ;;
+    *) echo "unknown pair $pair (cross | same | judge2 | judge3)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross --out docs/results.md \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"

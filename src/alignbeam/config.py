@@ -134,11 +134,20 @@ class AlignBeamConfig:
 #: "recommended": the settings measured best on the embedded pairs (docs/results.md): the request is classified
 #: first and a harmless one goes to the draft alone (no over-refusal, no overhead); a flagged one gets a stronger
 #: anchor weight, the draft's own answer as an extra candidate, the "helpful" selection (so a flagged but
-#: harmless request still gets a real answer whenever the judge finds one safe), and the relapse cut (the small
-#: drafts turn the anchor's refusal back into help: "I'm sorry, but I can't ... However, I can provide ...").
+#: harmless request still gets a real answer whenever the judge finds one safe), the relapse cut (the small
+#: drafts turn the anchor's refusal back into help: "I'm sorry, but I can't ... However, I can provide ..."), and
+#: the refusal message when no candidate of a flagged request is judged safe (the paper returns the least harmful
+#: one: on the cross pair every candidate complied for 6 of the 70 flagged HarmBench requests, judge2-cross).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "recommended": {"gate": True, "alpha": 0.8, "include_draft": True, "select": "helpful", "relapse_cut": True},
+    "recommended": {
+        "gate": True,
+        "alpha": 0.8,
+        "include_draft": True,
+        "select": "helpful",
+        "relapse_cut": True,
+        "on_all_unsafe": "refuse",
+    },
 }
 
 

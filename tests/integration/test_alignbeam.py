@@ -184,3 +184,15 @@ def test_relapse_cut_leaves_no_refuse_then_comply_candidate(cross: AlignBeam) ->
                 n_cut += 1
                 assert declines_first(c.text) and c.finished and len(c.tokens) < 64
     assert n_cut >= 1
+
+
+def test_recommended_preset_refuses_when_no_candidate_is_safe(cross: AlignBeam) -> None:
+    from alignbeam.config import DEFAULT_REFUSAL, preset
+
+    cfg = preset("recommended", max_new_tokens=32)
+    # judge_threshold 1.0: no candidate can pass, so the flagged request gets the refusal message
+    r = cross.generate(HARMFUL[1], **{**cfg.to_dict(), "judge_threshold": 1.0}, trace=True)
+    assert not r.trace.gated and r.trace.all_unsafe and r.text == DEFAULT_REFUSAL
+    assert len(r.trace.candidates) == 4  # K = 3 mixed beams + the draft's own answer
+    b = cross.generate(BENIGN[0], **cfg.to_dict(), trace=True)
+    assert b.trace.gated and b.text == cross.generate_draft(BENIGN[0], max_new_tokens=32).text

@@ -12,6 +12,7 @@ from alignbeam.method.guard import GUARD_FORMATS
 def test_presets() -> None:
     rec = preset("recommended")
     assert rec.gate and rec.include_draft and rec.select == "helpful" and rec.alpha == PRESETS["recommended"]["alpha"]
+    assert rec.on_all_unsafe == "refuse"
     assert preset("paper") == preset("paper", alpha=None)
     assert preset("recommended", alpha=0.3).alpha == 0.3
     with pytest.raises(ConfigError, match="unknown preset"):
