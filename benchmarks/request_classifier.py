@@ -17,6 +17,7 @@ on the tune split (the lowest margin that flags at most `--max-fpr` of the tune 
 Margins are cached in runs/request_classifier/ so an interrupted run resumes. The last line is one JSON object.
 
 Usage: python benchmarks/request_classifier.py [--variants v0,v1] [--model qwen2.5-coder-1.5b] [--max-fpr 0.08]
+       python benchmarks/request_classifier.py --write-heldout runs/heldout   (prompt files for `alignbeam eval`)
 """
 
 from __future__ import annotations
@@ -113,12 +114,32 @@ def margins(model: Any, variant: str, prompts: Sequence[str], cache: Cache, batc
     return [cache.data[p] for p in prompts]
 
 
+def write_heldout(out: Path, seed: int = 7) -> None:
+    held = splits()["held-out"]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, n in (("harmbench", 50), ("jbb_benign", 40), ("xstest_safe", 40)):
+        items = D.sample(held[name], n, seed=seed) if len(held[name]) > n else held[name]
+        lines = [json.dumps({"prompt": it.prompt, "id": it.id}) for it in items]
+        (out / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+        print(f"{out / name}.jsonl: {len(items)} {items[0].kind} prompts")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=",".join(J.REQUEST_VARIANTS))
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--max-fpr", type=float, default=0.08, help="harmless tune requests flagged at most")
+    ap.add_argument(
+        "--write-heldout",
+        type=Path,
+        metavar="DIR",
+        help="write held-out prompt files (HarmBench 50, JBB benign 40, XSTest safe 40) for `alignbeam eval "
+        "--prompts FILE --kind harmful|benign` and stop: an end-to-end check on rows no sample holds",
+    )
     a = ap.parse_args()
+    if a.write_heldout:
+        write_heldout(a.write_heldout)
+        return
     model = load_model(a.model)
     data = splits()
     out: dict[str, Any] = {"model": a.model, "max_fpr": a.max_fpr, "variants": {}}
