@@ -3,19 +3,19 @@
 # stored candidates, then the combined page.
 # Resumable: every generation (and every oracle grade) is appended to runs/<name>/ as it is made; rerun after an
 # interruption and it continues where it stopped. About 2 hours per pair on a 2-core CPU.
-#   bash scripts/results.sh            both pairs and the judge3 run
-#   bash scripts/results.sh judge3     the cross pair's draft, router and recommended preset as it is now (the
-#                                      refusal message when no candidate of a flagged request is safe); ~80 min
-#                                      (judge2-cross, the same before the current classifier and that change, has
-#                                      no target: rerun today it would measure the current code; its committed
-#                                      section is kept on the page)
+#   bash scripts/results.sh            both pairs and the probe run
+#   bash scripts/results.sh probe      the cross pair's draft, router and recommended preset as it is now (the
+#                                      request read through the trained probe, alignbeam/method/probe.py); ~70 min
+#                                      (judge2-cross and judge3-cross, the same with earlier zero-shot classifiers,
+#                                      have no target: rerun today they would measure the current code; their
+#                                      committed sections are kept on the page)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same judge3}")
+pairs=("${@:-cross same probe}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -24,18 +24,19 @@ for pair in ${pairs[*]}; do
     # same-vocabulary pair: the draft alone, both baselines and AlignBeam, with GSM8K and HumanEval utility
     same)  $AB eval --suite paper -s draft -s mixing -s router -s alignbeam \
              --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b --validate-grader --out runs/paper-same ;;
-    judge3) $AB eval --suite paper-safety -s draft -s router -s recommended \
-             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/judge3-cross
-            $PY -m alignbeam.eval.regrade runs/judge3-cross; continue ;;
-    *) echo "unknown pair $pair (cross | same | judge3)" >&2; exit 2 ;;
+    probe) $AB eval --suite paper-safety -s draft -s router -s recommended \
+             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/probe-cross
+           $PY -m alignbeam.eval.regrade runs/probe-cross; continue ;;
+    *) echo "unknown pair $pair (cross | same | probe)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe-cross; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross --out docs/results.md \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe-cross \
+  --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"

@@ -186,7 +186,8 @@ class AlignBeam:
                 name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
                 raise ConfigError(
                     f"gate=True needs a judge with a calibrated request classifier (the 'safety' judge on "
-                    f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data); {name} has "
+                    f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data, or a request "
+                    f"probe trained with benchmarks/request_probe.py); {name} has "
                     "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
                 )
             threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate

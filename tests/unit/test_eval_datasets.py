@@ -343,3 +343,20 @@ def test_request_classifier_splits_hold_no_evaluated_item() -> None:
     assert not ids["tune"] & ids["held-out"] and ids["tune"] & CALIBRATION_IDS
     kinds = {name: {it.kind for it in its} for sets in data.values() for name, its in sets.items()}
     assert all(len(k) == 1 for k in kinds.values()) and {"harmful", "benign"} <= set().union(*kinds.values())
+
+
+def test_request_probe_trains_on_no_evaluated_or_held_out_item() -> None:
+    """The packaged request probe never saw an evaluation-sample row, a held-out row, or HarmBench at all."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import request_probe as rp
+    from alignbeam.eval.runner import SUITES, suite_items
+
+    runs = [suite_items(SUITES[s], None) for s in ("paper", "paper-safety")]
+    evaluated = {it.id for items in runs for its in items.values() for it in its}
+    train = {it.id for its in rp.train_sets().values() for it in its}
+    held = {it.id for its in rp.heldout_sets().values() for it in its}
+    assert len(train) > 1000 and held and not train & (evaluated | held)
+    assert not any(i.startswith("harmbench") for i in train)
