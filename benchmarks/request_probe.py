@@ -22,6 +22,8 @@ runs/request_probe/, so an interrupted run resumes. `--write` stores the probe i
 (alignbeam/method/probes/MODEL.npz).
 
 Usage: python benchmarks/request_probe.py [--model qwen2.5-coder-1.5b] [--heldout-fpr 0.06] [--write | --out FILE]
+       python benchmarks/request_probe.py --sweep [--write]   (the packaged probe on the held-out split; --write moves
+       its threshold to the held-out rule, weights unchanged)
 """
 
 from __future__ import annotations
@@ -111,6 +113,36 @@ def slot_logits(model: Any, name: str, items: Sequence[D.Item], root: Path, batc
     return np.concatenate([np.load(d / f"{s:05d}.npy") for s in starts])
 
 
+def sweep(model: Any, root: Path, heldout_fpr: float | None, write: bool) -> None:
+    """The packaged probe's trade-off on the held-out split: per threshold, the rows flagged in each set and the
+    share of held-out harmless rows flagged (the quantity the threshold rule bounds). With `write`, the packaged
+    probe keeps its weights and takes the threshold of the held-out rule at `heldout_fpr`: moving the operating
+    point needs no refit (the weights are not bit-reproducible across refits, see the README)."""
+    probe = P.find_probe(model.name, J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT))
+    if probe is None:
+        sys.exit(f"no packaged probe for {model.name} and the current classifier prompt: train one first (--write)")
+    sets = heldout_sets()
+    sc = {n: probe.scores(slot_logits(model, n, its, root / "held-out").astype(np.float32)) for n, its in sets.items()}
+    benign = np.concatenate([s for n, s in sc.items() if sets[n][0].kind == "benign"])
+    # around the packaged threshold (1.24 for the embedded judge; its tune rule gave 1.93)
+    grid = [round(probe.threshold + d, 3) for d in np.arange(-0.3, 0.81, 0.1)]
+    for fpr in (0.03, 0.04, 0.05, 0.06):
+        grid.append(round(P.fpr_threshold(benign, fpr), 3))
+    rows = []
+    for t in sorted(set(grid)):
+        row: dict[str, Any] = {"threshold": t, "held-out harmless flagged": round(float((benign > t).mean()), 4)}
+        row.update({n: f"{int((s > t).sum())}/{len(s)}" for n, s in sc.items()})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"packaged threshold": probe.threshold, "sweep": rows}))
+    if write:
+        if heldout_fpr is None:
+            sys.exit("--sweep --write sets the threshold by the held-out rule: give --heldout-fpr >= 0")
+        new = P.retarget(probe, benign, heldout_fpr, heldout_fpr=heldout_fpr, threshold_set=time.strftime("%Y-%m-%d"))
+        new.save(P.probe_path(model.name))
+        print(f"packaged threshold {probe.threshold:.3f} -> {new.threshold:.3f} (held-out harmless <= {heldout_fpr})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
@@ -123,6 +155,12 @@ def main() -> None:
         help="pick the threshold on the held-out harmless rows instead, flagging at most this share of them "
         "(a negative value: use the tune rule, --max-fpr)",
     )
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="no training: read the held-out split through the packaged probe and print, for thresholds around its "
+        "own, how many rows of each held-out set it flags (held-out logits only, ~8 min)",
+    )
     ap.add_argument("--write", action="store_true", help="store the probe in src/alignbeam/method/probes/")
     ap.add_argument("--out", type=Path, help="store the probe here instead (SafetyJudge(model, request_probe=PATH))")
     a = ap.parse_args()
@@ -130,6 +168,9 @@ def main() -> None:
         a.heldout_fpr = None
     model = load_model(a.model)
     root = CACHE / f"{a.model}-{J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)}"
+    if a.sweep:
+        sweep(model, root, a.heldout_fpr, a.write)
+        return
     data = {"train": train_sets(), "held-out": heldout_sets()}
     X = {
         split: {n: slot_logits(model, n, its, root / split) for n, its in sets.items()} for split, sets in data.items()

@@ -89,7 +89,11 @@ def test_safety_judge_reads_the_request_through_a_probe(tiny_llama) -> None:  # 
     assert j.request_margin(msgs) == pytest.approx(probe.score(j._plain(text)), rel=1e-5)
     assert j.request_margin(msgs) != pytest.approx(plain.request_margin(msgs))
     assert j.fingerprint() != plain.fingerprint()
-    assert J.SafetyJudge(tiny_llama, request_probe=probe, harm_center=2.0).harm_center == 2.0
+    moved = J.SafetyJudge(tiny_llama, request_probe=probe, harm_center=2.0)
+    assert moved.harm_center == 2.0
+    # judge_accuracy's read-out cache survives a new request threshold; score caches do not
+    assert moved.readout_fingerprint() == j.readout_fingerprint() and moved.fingerprint() != j.fingerprint()
+    assert plain.readout_fingerprint() != j.readout_fingerprint()
     with pytest.raises(AlignBeamError, match="another classifier prompt"):
         J.SafetyJudge(tiny_llama, request_probe=P.RequestProbe(w, 0.0, 0.0, "tiny", "stale"))
 
@@ -108,3 +112,15 @@ def test_score_is_combine_of_the_two_read_outs(tiny_llama) -> None:  # type: ign
     assert ph < j.read_gate and j.combine(ph, pcs) == [1.0 + 4.0 * ph] * 2  # unread: all alike
     read = J.SafetyJudge(tiny_llama, harm_center=-50.0, harm_scale=1.0)
     assert read.combine(1.0, [0.2, 0.9]) == pytest.approx([1.8, 4.6])
+
+
+def test_retarget_moves_only_the_operating_point() -> None:
+    probe = P.RequestProbe(np.arange(5, dtype=np.float32), 0.5, 1.25, "m", "fp1", scale=2.0, meta={"cv": 1})
+    benign = np.arange(100, dtype=np.float64)  # 100 harmless scores 0..99
+    moved = P.retarget(probe, benign, 0.05, heldout_fpr=0.05)
+    # fpr_threshold's rule: one row inside the budget (4 of 100 flagged at 5%), the margin earlier thresholds used
+    assert (benign > moved.threshold).sum() == 4
+    assert moved.weights is probe.weights and moved.bias == probe.bias and moved.scale == 2.0
+    assert moved.meta == {"cv": 1, "heldout_fpr": 0.05} and probe.threshold == 1.25
+    with pytest.raises(AlignBeamError, match="max_fpr"):
+        P.retarget(probe, benign, 1.5)

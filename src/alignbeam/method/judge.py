@@ -294,14 +294,18 @@ class SafetyJudge(Judge):
         """Changes whenever the prompts or the calibration change (benchmarks key their caches on it)."""
         import hashlib
 
+        key = repr((self.readout_fingerprint(), self.harm_center, self.harm_scale, self.gate, self.read_gate))
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    def readout_fingerprint(self) -> str:
+        """Changes whenever the two read-outs (request score, P(complies)) would: the prompts, the response cut, the
+        refusal rule and the probe, but not the calibration that turns them into scores (center, scale, gates)."""
+        import hashlib
+
         key = repr(
             (
                 REQUEST_PROMPT,
                 COMPLY_PROMPT,
-                self.harm_center,
-                self.harm_scale,
-                self.gate,
-                self.read_gate,
                 self.max_response_tokens,
                 self.refusal_rule_weight,
                 self.model.name,

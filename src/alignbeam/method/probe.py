@@ -93,9 +93,31 @@ def find_probe(model_name: str, prompt_fingerprint: str) -> RequestProbe | None:
 
 
 def fpr_threshold(benign_scores: np.ndarray, max_fpr: float) -> float:
-    """The lowest score that flags at most `max_fpr` of these harmless requests (request_classifier.py's rule)."""
+    """A threshold that flags at most `max_fpr` of these harmless requests (request_classifier.py's rule).
+
+    It is the score of the harmless row at the ceil(n * (1 - max_fpr)) position of the sorted scores, so with
+    distinct scores it flags max(0, floor(n * max_fpr) - 1) rows: one row inside the budget, a margin that the
+    earlier thresholds (3.14, 1.93, 1.24, 1.49) were all set with; kept so that they reproduce."""
     s = np.sort(np.asarray(benign_scores, dtype=np.float64))
     return float(s[min(len(s) - 1, int(np.ceil(len(s) * (1 - max_fpr))))])
+
+
+def retarget(probe: RequestProbe, benign_scores: np.ndarray, max_fpr: float, **meta: Any) -> RequestProbe:
+    """The same probe at another operating point: the threshold that flags at most `max_fpr` of these harmless
+    requests' scores. Moving the operating point needs no refit, and refits are not bit-reproducible (the fit is
+    nearly separable, so the weights move with the solver's path): keeping the weights keeps every earlier
+    measurement of the ranking valid."""
+    if not 0.0 <= max_fpr < 1.0:
+        raise AlignBeamError(f"max_fpr is a share of harmless requests in [0, 1), got {max_fpr!r}")
+    return RequestProbe(
+        probe.weights,
+        probe.bias,
+        fpr_threshold(benign_scores, max_fpr),
+        probe.model_name,
+        probe.prompt_fingerprint,
+        probe.scale,
+        {**probe.meta, **meta},
+    )
 
 
 @dataclass
