@@ -7,8 +7,8 @@
 #   bash scripts/results.sh probe      the cross pair's draft, router and recommended preset as it is now (the
 #                                      request read through the trained probe, alignbeam/method/probe.py); ~70 min
 #                                      (judge2-cross and judge3-cross, the same with earlier zero-shot classifiers,
-#                                      probe1-cross, with the first probe, and probe2-cross, with
-#                                      the probe at threshold 1.24, have no target: rerun today they would measure the current code; their
+#                                      probe1-cross, with the first probe, and probe3-cross, with
+#                                      the probe at threshold 1.49 (a negative result), have no target: rerun today they would measure the current code; their
 #                                      committed sections are kept on the page)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
@@ -34,10 +34,10 @@ for pair in ${pairs[*]}; do
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe2-cross runs/probe-cross; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe2-cross runs/probe-cross \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross \
   --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"
