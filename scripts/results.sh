@@ -10,13 +10,16 @@
 #                                      probe1-cross, with the first probe, and probe3-cross, with
 #                                      the probe at threshold 1.49 (a negative result), have no target: rerun today they would measure the current code; their
 #                                      committed sections are kept on the page)
+#   bash scripts/results.sh heldout    the same three systems on rows no evaluation sample holds and the request
+#                                      probe never trained on (benchmarks/request_classifier.py --write-heldout:
+#                                      HarmBench 50, JBB benign 40, XSTest safe 40); ~25 min
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe}")
+pairs=("${@:-cross same probe heldout}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -28,16 +31,22 @@ for pair in ${pairs[*]}; do
     probe) $AB eval --suite paper-safety -s draft -s router -s recommended \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/probe-cross
            $PY -m alignbeam.eval.regrade runs/probe-cross; continue ;;
-    *) echo "unknown pair $pair (cross | same | probe)" >&2; exit 2 ;;
+    heldout) $PY benchmarks/request_classifier.py --write-heldout runs/heldout
+           for f in harmbench:harmful jbb_benign:benign xstest_safe:benign; do
+             $AB eval --prompts "runs/heldout/${f%%:*}.jsonl" --kind "${f##*:}" -n 64 -s draft -s router -s recommended \
+               --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/heldout-cross
+           done
+           $PY -m alignbeam.eval.regrade runs/heldout-cross; continue ;;
+    *) echo "unknown pair $pair (cross | same | probe | heldout)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross \
   --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"

@@ -89,6 +89,20 @@ def test_read_done_ignores_a_torn_last_line(tmp_path: Path) -> None:
     assert list(runner.read_done(p)) == [("draft", "d", "1")]
 
 
+def test_a_folder_filled_by_several_calls_keeps_every_dataset_and_command(tmp_path: Path) -> None:
+    d = tmp_path / "heldout"
+    runner.write_config(d, command="alignbeam eval --prompts hb.jsonl", datasets={"hb": 50}, max_new_tokens={"hb": 64})
+    runner.write_config(d, command="alignbeam eval --prompts jb.jsonl", datasets={"jb": 40}, max_new_tokens={"jb": 64})
+    runner.write_config(d, command="alignbeam eval --prompts jb.jsonl", datasets={"jb": 40}, max_new_tokens={"jb": 64})
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["datasets"] == {"hb": 50, "jb": 40} and cfg["max_new_tokens"] == {"hb": 64, "jb": 64}
+    assert cfg["commands"] == ["alignbeam eval --prompts hb.jsonl", "alignbeam eval --prompts jb.jsonl"]
+    recs = [_rec("draft", ds, i, "harmful", refusal=False) for ds in ("hb", "jb") for i in range(3)]
+    (d / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = report.section(d, tmp_path / "img")
+    assert "`alignbeam eval --prompts hb.jsonl`; then `alignbeam eval --prompts jb.jsonl`" in text
+
+
 def test_combine_runs_into_one_page_with_oracle_rows(tmp_path: Path) -> None:
     for pair in ("paper-cross", "paper-same"):
         d = tmp_path / "runs" / pair

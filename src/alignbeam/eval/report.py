@@ -257,7 +257,8 @@ def section(run_dir: Path, img_dir: Path) -> str:
     if oracle_path.exists():  # python -m alignbeam.eval.oracle: a perfect selector over the same candidates
         for system, per in json.loads(oracle_path.read_text()).items():
             summary[f"{system} (oracle selector)"] = per
-    text = markdown(summary, f"{d.name}: {head}", cfg.get("command", f"alignbeam eval --out {d}"))
+    commands = cfg.get("commands") or [cfg.get("command", f"alignbeam eval --out {d}")]
+    text = markdown(summary, f"{d.name}: {head}", "`; then `".join(commands))
     text = text.replace("# ", "## ", 1)
     text += versus_router(summary)
     text += grader_line(d)

@@ -230,6 +230,26 @@ def run(
 
 
 def write_config(out_dir: Path, **config: Any) -> None:
-    """What was asked for, so a run can be reproduced from its folder."""
+    """What was asked for, so a run can be reproduced from its folder.
+
+    A folder may be filled by several calls (one `--prompts` file each, or a suite later extended): the
+    datasets and lengths of earlier calls are kept next to the new ones, and every distinct command is listed
+    under "commands", so the report of the folder can say how to regenerate all of it, not only the last part.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, default=lambda o: asdict(o)))
+    path = out_dir / "config.json"
+    old: dict[str, Any] = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+    for key in ("datasets", "max_new_tokens"):
+        if isinstance(old.get(key), dict) and isinstance(config.get(key), dict):
+            config[key] = {**old[key], **config[key]}
+    commands = [c for c in old.get("commands", [old["command"]] if "command" in old else []) if isinstance(c, str)]
+    if "command" in config and config["command"] not in commands:
+        commands.append(config["command"])
+    if commands:
+        config["commands"] = commands
+    path.write_text(json.dumps(config, indent=2, default=lambda o: asdict(o)))
