@@ -12,7 +12,7 @@
 #                                      committed sections are kept on the page)
 #   bash scripts/results.sh heldout    the same three systems on rows no evaluation sample holds and the request
 #                                      probe never trained on (benchmarks/request_classifier.py --write-heldout:
-#                                      HarmBench 50, JBB benign 40, XSTest safe 40); ~25 min
+#                                      HarmBench 50, JBB benign 40, XSTest safe 40); ~30 min
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail

@@ -247,7 +247,7 @@ def write_config(out_dir: Path, **config: Any) -> None:
     for key in ("datasets", "max_new_tokens"):
         if isinstance(old.get(key), dict) and isinstance(config.get(key), dict):
             config[key] = {**old[key], **config[key]}
-    commands = [c for c in old.get("commands", [old["command"]] if "command" in old else []) if isinstance(c, str)]
+    commands = list(old.get("commands") or ([old["command"]] if "command" in old else []))
     if "command" in config and config["command"] not in commands:
         commands.append(config["command"])
     if commands:
