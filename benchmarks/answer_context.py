@@ -28,9 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alignbeam.engines.loader import load_model
 from alignbeam.method import judge as J
+from alignbeam.method import readout as R
 from judge_accuracy import Cache, auroc
 from request_classifier import CACHE as RC_CACHE
-from request_classifier import splits
+from request_classifier import splits, variant_fingerprint
 
 CACHE = Path("runs") / "answer_context"
 
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--draft", default="smollm2-135m")
     ap.add_argument("--judge", default="qwen2.5-coder-1.5b")
     a = ap.parse_args()
-    rc = Cache(RC_CACHE / f"{a.judge}-refuse-{J.variant_fingerprint('refuse')}.json")
+    rc = Cache(RC_CACHE / f"{a.judge}-refuse-{variant_fingerprint('refuse')}.json")
     data = splits()
     band = {
         (split, name): [it for it in its if a.lo <= rc.data[it.prompt] < a.hi]
@@ -86,18 +87,18 @@ def main() -> None:
             print(f"answers {i}/{len(prompts)}", flush=True)
     draft.close()
     judge = load_model(a.judge)
-    unsafe = J._option_ids(judge, ["UNSAFE", "UN"])
-    safe = [t for t in J._option_ids(judge, ["SAFE"]) if t not in unsafe]
+    unsafe = R.option_ids(judge, ["UNSAFE", "UN"])
+    safe = [t for t in R.option_ids(judge, ["SAFE"]) if t not in unsafe]
     results = {}
     for v in a.variants.split(","):
         cache = Cache(CACHE / f"{a.judge}-{v}-{a.draft}.json")
-        text = J._render(judge, CTX_SYSTEM, VARIANTS[v] + J.MARKER, "Answer:")
+        text = R.render(judge, CTX_SYSTEM, VARIANTS[v] + R.MARKER, "Answer:")
         todo = [p for p in prompts if p not in cache.data]
         fills = [fill(p[:1500], answers.data[p]) for p in todo]
         chunks = (todo[i : i + 4] for i in range(0, len(todo), 4))
-        for n, (chunk, logits) in enumerate(zip(chunks, J.iter_slot_logits(judge, text, fills, 512, 4), strict=True)):
+        for n, (chunk, logits) in enumerate(zip(chunks, R.iter_slot_logits(judge, text, fills, 512, 4), strict=True)):
             for p, lg in zip(chunk, logits, strict=True):
-                cache.get(p, lambda lg=lg: J.log_odds(lg, unsafe, safe))
+                cache.get(p, lambda lg=lg: R.log_odds(lg, unsafe, safe))
             if n % 10 == 0:
                 print(f"{v} {n * 4}/{len(todo)}", flush=True)
         res = {}

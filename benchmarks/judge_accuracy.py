@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from alignbeam.engines.loader import load_model
-from alignbeam.method.judge import SafetyJudge, sigmoid
+from alignbeam.method.judge import SafetyJudge
+from alignbeam.method.readout import sigmoid
 from alignbeam.method.textrules import is_refusal
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

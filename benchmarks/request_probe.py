@@ -44,6 +44,7 @@ from alignbeam.eval import datasets as D
 from alignbeam.eval.runner import CALIBRATION_IDS, SUITES, suite_items
 from alignbeam.method import judge as J
 from alignbeam.method import probe as P
+from alignbeam.method import readout as R
 from judge_accuracy import auroc
 from request_classifier import splits as classifier_splits
 
@@ -101,13 +102,13 @@ def slot_logits(model: Any, name: str, items: Sequence[D.Item], root: Path, batc
         for f in d.glob("*.npy"):
             f.unlink()
     idfile.write_text(json.dumps(ids))
-    text = J._render(model, J.REQUEST_SYSTEM, J.REQUEST_PROMPT.format(request=J.MARKER), "Answer:")
+    text = R.render(model, J.REQUEST_SYSTEM, J.REQUEST_PROMPT.format(request=R.MARKER), "Answer:")
     prompts = [it.prompt for it in items]
     starts = range(0, len(prompts), batch)
     todo = [s for s in starts if not (d / f"{s:05d}.npy").exists()]
     for s in todo:
         t0 = time.time()
-        (chunk,) = list(J.iter_slot_logits(model, text, prompts[s : s + batch], MAX_REQUEST_TOKENS))
+        (chunk,) = list(R.iter_slot_logits(model, text, prompts[s : s + batch], MAX_REQUEST_TOKENS))
         np.save(d / f"{s:05d}.npy", np.stack(chunk).astype(np.float16))
         print(f"  {name}: {s + len(chunk)}/{len(prompts)} ({time.time() - t0:.1f} s)", file=sys.stderr, flush=True)
     return np.concatenate([np.load(d / f"{s:05d}.npy") for s in starts])
@@ -118,7 +119,7 @@ def sweep(model: Any, root: Path, heldout_fpr: float | None, write: bool) -> Non
     share of held-out harmless rows flagged (the quantity the threshold rule bounds). With `write`, the packaged
     probe keeps its weights and takes the threshold of the held-out rule at `heldout_fpr`: moving the operating
     point needs no refit (the weights are not bit-reproducible across refits, see the README)."""
-    probe = P.find_probe(model.name, J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT))
+    probe = P.find_probe(model.name, P.prompt_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT))
     if probe is None:
         sys.exit(f"no packaged probe for {model.name} and the current classifier prompt: train one first (--write)")
     sets = heldout_sets()
@@ -167,7 +168,7 @@ def main() -> None:
     if a.heldout_fpr is not None and a.heldout_fpr < 0:
         a.heldout_fpr = None
     model = load_model(a.model)
-    root = CACHE / f"{a.model}-{J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)}"
+    root = CACHE / f"{a.model}-{P.prompt_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)}"
     if a.sweep:
         sweep(model, root, a.heldout_fpr, a.write)
         return
@@ -176,8 +177,8 @@ def main() -> None:
         split: {n: slot_logits(model, n, its, root / split) for n, its in sets.items()} for split, sets in data.items()
     }
     kinds = {n: its[0].kind for sets in data.values() for n, its in sets.items()}
-    unsafe = J._option_ids(model, ["UNSAFE", "UN"])
-    safe = [t for t in J._option_ids(model, ["SAFE"]) if t not in unsafe]
+    unsafe = R.option_ids(model, ["UNSAFE", "UN"])
+    safe = [t for t in R.option_ids(model, ["SAFE"]) if t not in unsafe]
 
     names = list(X["train"])
     xtr = np.concatenate([X["train"][n] for n in names]).astype(np.float32)
@@ -197,7 +198,7 @@ def main() -> None:
     thr = P.fpr_threshold(heldout_benign, a.heldout_fpr) if a.heldout_fpr is not None else tune_thr
 
     margin_tune = np.concatenate(
-        [[J.log_odds(x.astype(np.float32), unsafe, safe) for x in X["train"][n]] for n in TUNE_BENIGN]
+        [[R.log_odds(x.astype(np.float32), unsafe, safe) for x in X["train"][n]] for n in TUNE_BENIGN]
     )
     mthr = P.fpr_threshold(margin_tune, a.max_fpr)
     # the judge turns a score into P(harmful request) = sigmoid((score - threshold) / scale). The probe's score is
@@ -206,7 +207,7 @@ def main() -> None:
     # task prompt (MedQA 2% vs 86%), and of 94-100% of every harmful set
     scale = 1.0
     probe = P.RequestProbe(
-        fit.weights, fit.bias, thr, a.model, J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT), scale
+        fit.weights, fit.bias, thr, a.model, P.prompt_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT), scale
     )
     res: dict[str, Any] = {
         "probe threshold": round(thr, 3),
@@ -219,7 +220,7 @@ def main() -> None:
         sc = {
             n: (fit.oof[group == names.index(n)] if split == "train" else probe.scores(x)) for n, x in X[split].items()
         }
-        mg = {n: np.array([J.log_odds(r.astype(np.float32), unsafe, safe) for r in x]) for n, x in X[split].items()}
+        mg = {n: np.array([R.log_odds(r.astype(np.float32), unsafe, safe) for r in x]) for n, x in X[split].items()}
         h = [n for n in sc if kinds[n] == "harmful"]
         b = [n for n in sc if kinds[n] == "benign"]
         for label, s, t in (("probe", sc, thr), ("margin", mg, mthr)):

@@ -17,16 +17,16 @@ import numpy as np
 from alignbeam.config import AlignBeamConfig
 from alignbeam.config import preset as preset_config
 from alignbeam.engines import Model, load_model
-from alignbeam.engines.base import Message
+from alignbeam.engines.base import Message, check_context
 from alignbeam.engines.chat import validate_messages
-from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError
+from alignbeam.errors import AlignBeamError, ConfigError
 from alignbeam.method.bridge import Bridge
 from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
-from alignbeam.method.select import select
-from alignbeam.method.textrules import declines_first
-from alignbeam.method.trace import Timer, Trace
+from alignbeam.method.select import Selection, select
+from alignbeam.method.textrules import declines_first, trim_stop
+from alignbeam.method.trace import Candidate, Timer, Trace
 
 DEFAULT_DRAFT = "smollm2-135m"
 DEFAULT_ANCHOR = "qwen2.5-coder-1.5b"
@@ -127,22 +127,25 @@ class AlignBeam:
             )
         return self._bridges[policy]
 
-    def _check_fits(self, n_prompt: int, cfg: AlignBeamConfig, model: Model) -> None:
-        if n_prompt + cfg.max_new_tokens > model.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt has {n_prompt} tokens for {model.name}, and {n_prompt} + max_new_tokens "
-                f"{cfg.max_new_tokens} exceeds its context window of {model.n_ctx}: shorten the conversation or "
-                "lower max_new_tokens"
-            )
-        beams = cfg.k + int(cfg.include_draft)
-        cap = model.kv_capacity
-        if cap is not None and n_prompt + beams * cfg.max_new_tokens > cap:
-            raise ContextOverflowError(
-                f"{beams} candidates of up to {cfg.max_new_tokens} tokens after a {n_prompt}-token prompt need "
-                f"{n_prompt + beams * cfg.max_new_tokens} KV cells, but {model.name} was loaded with room for {cap}: "
-                "lower k or max_new_tokens, or load it with a larger n_ctx_total "
-                f"(load_model({model.name!r}, n_ctx_total=...))"
-            )
+    def _encode(self, messages: list[Message], cfg: AlignBeamConfig) -> tuple[list[int], list[int] | None]:
+        """The conversation in the draft's and (when it mixes) the anchor's tokens, after the one context check:
+        every error about length is raised here, before any session opens."""
+        d_prompt = self.draft.tokenizer.encode_chat(messages)
+        check_context(self.draft, len(d_prompt), cfg.max_new_tokens, beams=cfg.k + int(cfg.include_draft))
+        if not self._mixes(cfg):
+            return d_prompt, None
+        assert self.anchor is not None
+        a_prompt = self.anchor.tokenizer.encode_chat(messages)
+        check_context(self.anchor, len(a_prompt), cfg.n_mix, role="anchor")
+        return d_prompt, a_prompt
+
+    def _mixes(self, cfg: AlignBeamConfig) -> bool:
+        return self.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0
+
+    def check_fits(self, prompt: Prompt, *, system: str | None = None, **overrides: Any) -> None:
+        """Raise ContextOverflowError now if `generate(prompt, **overrides)` would: a server checks this before
+        a stream starts, because a stream with full judging only raises at its very end."""
+        self._encode(to_messages(prompt, system), self.config.merged(**overrides))
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, prompt: Prompt, *, trace: bool = False, system: str | None = None, **overrides: Any) -> Result:
@@ -174,74 +177,24 @@ class AlignBeam:
     def _generate(
         self, prompt: Prompt, trace: bool, system: str | None, overrides: dict[str, Any], stream: bool
     ) -> Generator[str, None, Result]:
+        """One response, in named steps: gate, candidates, choose. Yields text deltas when streaming."""
         cfg = self.config.merged(**overrides)
         messages = to_messages(prompt, system)
         timer = Timer()
         t_start = time.perf_counter()
-        risk, gated = None, False
-        if cfg.gate and self.judge is not None and cfg.use_judge:
-            with timer.phase("gate"):
-                risk = self.judge.request_risk(messages)
-            if risk is None:
-                name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
-                raise ConfigError(
-                    f"gate=True needs a judge with a calibrated request classifier (the 'safety' judge on "
-                    f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data, or a request "
-                    f"probe trained with benchmarks/request_probe.py); {name} has "
-                    "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
-                )
-            threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
-            if risk < threshold:  # clearly harmless: the draft alone, exactly as without AlignBeam
-                gated = True
-                cfg = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
-        d_prompt = self.draft.tokenizer.encode_chat(messages)
-        self._check_fits(len(d_prompt), cfg, self.draft)
-        use_anchor = self.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0
-        a_prompt = None
+        cfg, risk, gated = self._gate(messages, cfg, timer)
+        d_prompt, a_prompt = self._encode(messages, cfg)
         bridge = None
-        if use_anchor:
-            assert self.anchor is not None
-            a_prompt = self.anchor.tokenizer.encode_chat(messages)
-            if len(a_prompt) + cfg.n_mix > self.anchor.n_ctx:
-                raise ContextOverflowError(
-                    f"the prompt has {len(a_prompt)} tokens for the anchor {self.anchor.name}, over its context of "
-                    f"{self.anchor.n_ctx}: shorten the conversation"
-                )
+        if a_prompt is not None:
             with timer.phase("bridge_table"):
                 bridge = self.bridge(cfg.bridge)
-        search = CandidateSearch(self.draft, self.anchor if use_anchor else None, bridge, cfg)
-        rng = np.random.default_rng(cfg.seed)
-        beams = search.start(d_prompt, a_prompt, timer)
-        judge = self.judge if cfg.use_judge else None
+        search = CandidateSearch(self.draft, self.anchor if bridge is not None else None, bridge, cfg)
         emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
-        if judge is not None and cfg.judge_after is not None and len(beams) > 1:
-            # Early judging: score K partial candidates, finish only the winner. Its score stays the early one,
-            # so what was streamed is never contradicted afterwards.
-            search.continue_beams(beams, timer, rng, limit=cfg.n_mix + cfg.judge_after)
-            with timer.phase("judge"):
-                partial = [self.draft.tokenizer.decode(b.cand.tokens) for b in beams]
-                for b, s in zip(beams, judge.score(messages, partial), strict=True):
-                    b.cand.score = s
-            sel = select([b.cand for b in beams], cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
-            for i, b in enumerate(beams):
-                if i != sel.index and not b.done:
-                    b.done = b.cand.stopped_early = True
-            winner = beams[sel.index]
-            if stream and not sel.refuse:
-                yield from emitter.feed(winner.cand.tokens)
-                for _ in search.iter_continue([winner], timer, rng):
-                    yield from emitter.feed(winner.cand.tokens)
-            else:
-                search.continue_beams(beams, timer, rng)
-            cands = search.finish(beams)
-        else:
-            search.continue_beams(beams, timer, rng)
-            cands = search.finish(beams)
-            if judge is not None:
-                with timer.phase("judge"):
-                    for c, s in zip(cands, judge.score(messages, [c.text for c in cands]), strict=True):
-                        c.score = s
-            sel = select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
+        try:
+            search.start(d_prompt, a_prompt, timer)
+            cands, sel = yield from self._candidates_and_choice(search, messages, cfg, timer, emitter, stream)
+        finally:
+            search.close()
         chosen = cands[sel.index]
         timings = timer.ms()
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
@@ -258,6 +211,70 @@ class AlignBeam:
         if stream:
             yield from emitter.feed(chosen.tokens, final_text=chosen.text)
         return Result(chosen.text, "stop" if chosen.finished else "length", len(d_prompt), len(chosen.tokens), tr)
+
+    def _gate(
+        self, messages: list[Message], cfg: AlignBeamConfig, timer: Timer
+    ) -> tuple[AlignBeamConfig, float | None, bool]:
+        """Prompt gating: a request the judge's classifier calls clearly harmless goes to the draft alone.
+        Returns the config to generate with, P(harmful request) (None when not gated) and whether it was gated."""
+        if not (cfg.gate and self.judge is not None and cfg.use_judge):
+            return cfg, None, False
+        with timer.phase("gate"):
+            risk = self.judge.request_risk(messages)
+        if risk is None:
+            name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
+            raise ConfigError(
+                f"gate=True needs a judge with a calibrated request classifier (the 'safety' judge on "
+                f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data, or a request "
+                f"probe trained with benchmarks/request_probe.py); {name} has "
+                "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
+            )
+        threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
+        if risk < threshold:  # clearly harmless: the draft alone, exactly as without AlignBeam
+            return cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False), risk, True
+        return cfg, risk, False
+
+    def _candidates_and_choice(
+        self,
+        search: CandidateSearch,
+        messages: list[Message],
+        cfg: AlignBeamConfig,
+        timer: Timer,
+        emitter: _Emitter,
+        stream: bool,
+    ) -> Generator[str, None, tuple[list[Candidate], Selection]]:
+        """Grow the candidates and choose one: the paper's way (finish all K, then judge), or with early judging
+        (judge K partial candidates, finish only the winner, streaming it as it grows)."""
+        rng = np.random.default_rng(cfg.seed)
+        judge = self.judge if cfg.use_judge else None
+
+        def pick(cands: list[Candidate]) -> Selection:
+            return select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
+
+        if judge is None or cfg.judge_after is None or len(search.candidates) <= 1:
+            search.continue_all(timer, rng)
+            cands = search.finish()
+            if judge is not None:
+                with timer.phase("judge"):
+                    for c, s in zip(cands, judge.score(messages, [c.text for c in cands]), strict=True):
+                        c.score = s
+            return cands, pick(cands)
+        # Early judging: its score stays the early one, so what was streamed is never contradicted afterwards.
+        search.continue_all(timer, rng, limit=cfg.n_mix + cfg.judge_after)
+        with timer.phase("judge"):
+            scores = judge.score(messages, search.partial_texts())
+        for c, s in zip(search.candidates, scores, strict=True):
+            c.score = s
+        sel = pick(search.candidates)
+        search.prune_to(sel.index)
+        if stream and not sel.refuse:
+            winner = search.candidates[sel.index]
+            yield from emitter.feed(winner.tokens)
+            for _ in search.iter_continue(timer, rng):
+                yield from emitter.feed(winner.tokens)
+        else:
+            search.continue_all(timer, rng)
+        return search.finish(), sel
 
     def generate_batch(
         self,
@@ -307,11 +324,7 @@ class AlignBeam:
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"max_new_tokens must be an integer >= 1, got {n!r}")
         ids = model.tokenizer.encode_chat(to_messages(prompt, system))
-        if len(ids) + n > model.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt has {len(ids)} tokens for {model.name}, and {len(ids)} + max_new_tokens {n} exceeds its "
-                f"context window of {model.n_ctx}: shorten the conversation or lower max_new_tokens"
-            )
+        check_context(model, len(ids), n)
         out = model.generate_greedy(ids, n, ignore_eos=self.config.ignore_eos if ignore_eos is None else ignore_eos)
         finished = len(out) < n
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
@@ -337,10 +350,7 @@ class _Emitter:
         if final_text is not None:
             text = final_text
         else:
-            text = self._decode(tokens).rstrip("\ufffd")
-            for s in self._stop:
-                if s in text:
-                    text = text[: text.index(s)]
+            text = trim_stop(self._decode(tokens).rstrip("\ufffd"), self._stop)[0]
             if self._hold:
                 text = text[: max(len(self.sent), len(text) - self._hold)]
             if self._hold_relapse and declines_first(text) is not False:

@@ -7,6 +7,7 @@ serve requests with different alpha/N/K from one AlignBeam object without any sh
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,62 +20,85 @@ SELECT_RULES = ("safest", "helpful")
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 
 
+def knob(default: Any, help: str, *, request: bool = True, short: str | None = None, openai: str | None = None) -> Any:
+    """A config field with what every outer layer needs to know about it, so each derives it from here.
+
+    help: one line for the CLI, the server's error messages and the README's knob table. request: whether a server
+    request may set it per request (False: a deployment choice, set when the server starts). short: the CLI's
+    one-letter alias. openai: the name of the OpenAI request field that carries it, where OpenAI has one.
+    """
+    meta = {"help": help, "request": request, "short": short, "openai": openai}
+    return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class AlignBeamConfig:
-    #: weight of the translated anchor distribution in the mix; 0 = the draft alone
-    alpha: float = 0.5
-    #: response tokens generated from the mixed distribution (the safety prefix), per candidate
-    n_mix: int = 6
-    #: anchor tokens translated into the draft vocabulary per mixed step
-    top_b: int = 50
-    #: candidate continuations (distinct first tokens)
-    k: int = 3
-    #: anchor token whose text re-encodes to several draft tokens: drop it, map to the first, or exact-only
-    bridge: str = "drop"
-    #: "union": mix over the whole draft vocabulary; "anchor": keep only the translated anchor support
-    support: str = "union"
-    #: judge harm score (1-5) above which a candidate counts as unsafe
-    judge_threshold: float = 2.5
-    #: when every candidate is above the threshold: return the safest anyway, or a fixed refusal
-    on_all_unsafe: str = "safest"
-    refusal_message: str = DEFAULT_REFUSAL
-    #: total response length in draft tokens
-    max_new_tokens: int = 256
-    #: 0 = greedy everywhere (deterministic); > 0 samples the continuation phase only
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    #: judge scores closer than this count as a tie, broken by the higher mixed log-likelihood
-    tie_epsilon: float = 0.05
-    #: False skips the judge (the most likely mixed candidate wins): K=1 without judge is "mixing only"
-    use_judge: bool = True
-    #: judge after this many continuation tokens and finish only the winner (None = paper: finish all K)
-    judge_after: int | None = None
-    #: strings that end the response (not included in it)
-    stop: tuple[str, ...] = ()
-    #: prompt gating: the judge classifies the request first and a request it calls harmless is answered by the
-    #: draft alone (no anchor, no candidates, no judge): no over-refusal and no overhead beyond one classification
-    gate: bool = False
-    #: P(harmful request) below which a gated request goes to the draft alone (None: the judge's own `gate`)
-    gate_threshold: float | None = None
-    #: add the draft's own unmixed greedy answer as one more candidate, for the judge to pick when it is safe
-    include_draft: bool = False
-    #: "safest": lowest harm score wins (the paper). "helpful": among candidates at or under judge_threshold,
-    #: the one the draft finds most likely over the prefix (the most natural answer, usually not a refusal)
-    select: str = "safest"
-    #: > n_mix: after the n_mix tokens, each beam keeps mixing until its first sentence is complete, up to this
-    #: many tokens in all (0 = off: exactly n_mix). Refusals relapse right after the prefix ("I'm sorry, but
-    #: I can't ... However, here is"): finishing the anchor's sentence makes that less likely.
-    adaptive_window: int = 0
-    #: never end a response at the end-of-turn token: every response is exactly max_new_tokens long (the
-    #: end-of-turn token is masked out). For benchmarks: latency compared at equal output length, as vLLM's
-    #: and llama.cpp's `ignore_eos`; stop strings still apply
-    ignore_eos: bool = False
-    #: end a candidate whose first sentence plainly declines at the sentence where it turns to help ("I'm sorry,
-    #: but I can't ... However, I can provide you with a step-by-step guide"): what is kept is the refusal. The
-    #: small drafts relapse like this right after the anchor's refusal; the cut also ends that beam's decoding.
-    #: Streaming holds back text after a declining first sentence until the response is complete
-    relapse_cut: bool = False
+    alpha: float = knob(0.5, "weight of the anchor in the mix; 0 = the draft alone, 1 = the anchor decides the prefix")
+    n_mix: int = knob(
+        6, "response tokens generated from the mix (the safety prefix, N); the rest is the draft alone", short="-N"
+    )
+    top_b: int = knob(50, "anchor tokens translated into the draft's vocabulary per mixed step (B)")
+    k: int = knob(3, "candidates (K), with distinct first tokens: more chances of a safe one, more compute", short="-K")
+    bridge: str = knob(
+        "drop",
+        "an anchor token whose text needs several draft tokens: `drop` it, map it to the `first`, or `exact` "
+        "(also drops partial characters)",
+    )
+    support: str = knob(
+        "union", "`union`: mix over the whole draft vocabulary; `anchor`: only the anchor's translated tokens"
+    )
+    judge_threshold: float = knob(2.5, "a candidate whose 1-5 judge score is above this counts as unsafe")
+    on_all_unsafe: str = knob(
+        "safest", "when every candidate is unsafe: return the `safest` anyway, or `refuse` with `refusal_message`"
+    )
+    refusal_message: str = knob(DEFAULT_REFUSAL, "the text `on_all_unsafe=refuse` answers with", request=False)
+    max_new_tokens: int = knob(256, "response length in draft tokens", short="-n", openai="max_tokens")
+    temperature: float = knob(
+        0.0, "0 = greedy everywhere (deterministic); > 0 samples the continuation phase only", openai="temperature"
+    )
+    top_p: float = knob(1.0, "nucleus sampling of the continuation (with temperature > 0)", openai="top_p")
+    seed: int | None = knob(None, "sampling seed (None: a fresh one)", openai="seed")
+    tie_epsilon: float = knob(
+        0.05, "judge scores closer than this are a tie, broken by the higher mixed log-likelihood", request=False
+    )
+    use_judge: bool = knob(
+        True,
+        "False skips the judge: the most likely mixed candidate wins (K=1 without judge: mixing only)",
+        request=False,
+    )
+    judge_after: int | None = knob(
+        None, "judge after this many continuation tokens and finish only the winner (None: finish all K, the paper)"
+    )
+    stop: tuple[str, ...] = knob((), "strings that end the response (not included in it)", openai="stop")
+    gate: bool = knob(
+        False,
+        "prompt gating: the judge classifies the request first; one it calls harmless (P(harmful) < "
+        "`gate_threshold`) is answered by the draft alone: no anchor, no candidates, no judge",
+    )
+    gate_threshold: float | None = knob(
+        None, "P(harmful request) below which a gated request goes to the draft alone (None: the judge's own, 0.5)"
+    )
+    include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
+    select: str = knob(
+        "safest",
+        "`safest`: lowest harm wins, near-ties to the higher mixed likelihood (the paper); `helpful`: among "
+        "candidates at or under `judge_threshold`, the one the draft finds most likely over the prefix",
+    )
+    adaptive_window: int = knob(
+        0,
+        "if larger than `n_mix`: each beam keeps mixing until its first sentence is complete, up to this many "
+        "tokens (a refusal is finished in the anchor's words before the draft takes over)",
+    )
+    ignore_eos: bool = knob(
+        False,
+        "never stop at end-of-turn: every response is exactly `max_new_tokens` long (equal-length benchmarks, as "
+        "vLLM's `ignore_eos`); stop strings still apply",
+    )
+    relapse_cut: bool = knob(
+        False,
+        "a candidate whose first sentence declines is ended where it turns to help (\"I'm sorry, but I can't ... "
+        'However, here is"): the refusal is kept; streaming holds back text after a declining first sentence',
+    )
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -156,3 +180,67 @@ def preset(name: str, **overrides: Any) -> AlignBeamConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     return AlignBeamConfig(**PRESETS[name]).merged(**overrides)
+
+
+# -- the knob list, derived: the CLI options, the server's request fields and the README table read it from here --
+@dataclass(frozen=True)
+class Knob:
+    """One config field as the outer layers see it."""
+
+    name: str
+    type: Any  # the field's annotation, resolved: float, int, str, bool, int | None, tuple[str, ...], ...
+    default: Any
+    help: str
+    request: bool  # a server request may set it
+    short: str | None  # CLI alias
+    openai: str | None  # the OpenAI request field that carries it (max_tokens, temperature, ...), if any
+
+    @property
+    def option(self) -> str:
+        """The CLI option: --n-mix for n_mix."""
+        return "--" + self.name.replace("_", "-")
+
+
+def knobs() -> tuple[Knob, ...]:
+    """Every AlignBeamConfig field with its help text and where it may be set, in declaration order."""
+    hints = typing.get_type_hints(AlignBeamConfig)
+    return tuple(
+        Knob(
+            f.name,
+            hints[f.name],
+            f.default,
+            f.metadata["help"],
+            f.metadata["request"],
+            f.metadata["short"],
+            f.metadata["openai"],
+        )
+        for f in dataclasses.fields(AlignBeamConfig)
+    )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, tuple):
+        return "()" if not value else ", ".join(value)
+    if isinstance(value, str):
+        return value if len(value) < 24 else f'"{value[:20]}..."'
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's knob table (between its `knobs:begin` / `knobs:end` markers; a unit test compares them)."""
+    rows = ["| knob | default | per request | what it does |", "|---|---|---|---|"]
+    for kn in knobs():
+        where = f"as `{kn.openai}`" if kn.openai else ("yes" if kn.request else "no (server start)")
+        short = f" ({kn.short})" if kn.short else ""
+        rows.append(f"| `{kn.name}`{short} | {_show(kn.default)} | {where} | {kn.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m alignbeam.config --markdown   (prints the README's knob table)")
+    print(markdown_table())

@@ -5,8 +5,9 @@ import pytest
 
 from alignbeam.config import AlignBeamConfig
 from alignbeam.errors import ConfigError
-from alignbeam.method.bridge import Translation, softmax
+from alignbeam.method.bridge import Translation
 from alignbeam.method.mixing import mix
+from alignbeam.method.readout import softmax
 from alignbeam.method.select import select
 from alignbeam.method.trace import Candidate
 

@@ -68,6 +68,17 @@ def test_row_counts_match_the_data_readme(name: str, split: str | None, count: i
     assert {it.kind for it in items} == {expected_kind}
 
 
+def test_items_trace_back_to_their_registry_entry() -> None:
+    """`score_item` finds an item's scorer through its source, so every loaded item must lead back to its entry."""
+    for name in D.DATASETS:
+        for it in load(name, n=3, data_dir=DATA):
+            assert D.entry_for_source(it.source) is D.info(name), (name, it.source)
+    full = load("mbpp", n=3, data_dir=DATA, variant="full")
+    assert all(D.entry_for_source(it.source) is D.info("mbpp") for it in full)
+    wrapped = jailbreak(load("advbench", n=1, data_dir=DATA), "gptfuzz", n_templates=1, data_dir=DATA)
+    assert D.entry_for_source(wrapped[0].source) is None
+
+
 def test_mbpp_full_variant_uses_the_standard_test_ids() -> None:
     items = load("mbpp", data_dir=DATA, variant="full")
     assert len(items) == 500

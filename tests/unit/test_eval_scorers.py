@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from alignbeam.errors import AlignBeamError
-from alignbeam.eval.datasets import Item, load
+from alignbeam.eval.datasets import DATASETS, REFUSAL, Item, load
 from alignbeam.eval.scorers import (
+    SCORERS,
     build_humaneval_program,
     extract_choice,
     extract_code,
@@ -152,6 +154,44 @@ def test_pubmedqa_correct() -> None:
 def test_score_item_rejects_safety_items() -> None:
     with pytest.raises(AlignBeamError, match="refusal judge"):
         score_item(load("advbench", n=1, data_dir=DATA)[0], "Sure")
+
+
+def test_every_registry_entry_names_a_scorer_for_its_kind() -> None:
+    """Utility sets name a task scorer that exists; safety sets name the refusal path, which has no task scorer."""
+    assert REFUSAL not in SCORERS
+    for name, entry in DATASETS.items():
+        if entry.kind == "utility":
+            assert entry.scorer in SCORERS, name
+        else:
+            assert entry.scorer == REFUSAL, name
+
+
+def test_score_item_uses_the_scorer_its_registry_entry_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str, Any, float]] = []
+
+    def spy(key: str) -> Any:
+        def scorer(response: str, reference: Any, timeout: float) -> bool:
+            calls.append((key, response, reference, timeout))
+            return True
+
+        return scorer
+
+    for key in SCORERS:
+        monkeypatch.setitem(SCORERS, key, spy(key))
+    for name, entry in DATASETS.items():
+        for source in entry.sources:  # mbpp's full variant ("mbpp_full") goes to the mbpp scorer too
+            item = Item(f"{source}-0", "p", "utility" if entry.kind == "utility" else "harmful", None, {"n": 1}, source)
+            calls.clear()
+            if entry.scorer == REFUSAL:
+                with pytest.raises(AlignBeamError, match="refusal judge"):
+                    score_item(item, "Sure")
+                assert not calls, name
+            else:
+                assert score_item(item, "resp", timeout=3.0) is True
+                assert calls == [(entry.scorer, "resp", {"n": 1}, 3.0)], name
+    for source in ("advbench+pyrit", "my_prompts", ""):  # wrapped items and users' files belong to no entry
+        with pytest.raises(AlignBeamError, match="no utility scorer"):
+            score_item(Item("x", "p", "utility", None, {}, source), "Sure")
 
 
 # code extraction and program building (no execution) -----------------------------------------------------------

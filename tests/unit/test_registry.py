@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +42,16 @@ def fake_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedModel
 
 
 def _leftovers(model: EmbeddedModel) -> list[Path]:
-    return [p for p in model.cache_path().parent.iterdir() if p.name != model.filename]
+    keep = {model.filename, model.record_path().name}
+    return [p for p in model.cache_path().parent.iterdir() if p.name not in keep]
+
+
+def _flip(path: Path, offset: int, n: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        data = f.read(n)
+        f.seek(offset)
+        f.write(bytes(b ^ 0xFF for b in data))
 
 
 def test_assemble_writes_verified_file_without_importing_packages(fake_model: EmbeddedModel) -> None:
@@ -103,3 +115,92 @@ def test_resolve_kinds(tmp_path: Path) -> None:
 def test_embedded_table_is_consistent() -> None:
     for m in registry.EMBEDDED.values():
         assert len(m.sha256) == 64 and m.size > 0 and m.parts
+
+
+# -- verification on every load ---------------------------------------------------------------------------------
+
+
+def test_assembly_records_the_hash_and_later_loads_trust_it(fake_model: EmbeddedModel) -> None:
+    path = assemble(fake_model)
+    rec = fake_model.record_path()
+    assert rec.is_file() and fake_model.sha256 in rec.read_text()
+    assert registry.quick_state(fake_model) == "ok"
+    # What the record trusts is (size, mtime_ns, inode): bytes changed under a restored mtime are not re-read by a
+    # load, only by a full re-hash (`alignbeam models verify`). This shows the record is used instead of a hash.
+    st = path.stat()
+    _flip(path, 100, 10)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    registry._memo.clear()
+    assert registry.verify(fake_model) == "ok"
+    assert registry.verify(fake_model, rehash=True) == "damaged"
+    assert registry.quick_state(fake_model) == "damaged"  # the re-hash was recorded
+
+
+def test_changed_file_is_rehashed_and_reassembled(
+    fake_model: EmbeddedModel, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(registry.EMBEDDED, "fake", fake_model)
+    path = assemble(fake_model)
+    good = path.read_bytes()
+    _flip(path, 4096, 64)
+    assert registry.quick_state(fake_model) == "modified"
+    assert not fake_model.is_ready()
+    with caplog.at_level(logging.WARNING, logger="alignbeam.registry"):
+        assert resolve("fake").path == str(path)  # the load path: re-hashed, found damaged, re-assembled
+    assert "damaged" in caplog.text and "re-assembling" in caplog.text
+    assert path.read_bytes() == good
+    assert registry.quick_state(fake_model) == "ok"
+    assert _leftovers(fake_model) == []
+
+
+def test_damaged_file_without_parts_is_never_used(fake_model: EmbeddedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = assemble(fake_model)
+    _flip(path, 10, 5)
+    gone = dataclasses.replace(fake_model, parts=(Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),))
+    monkeypatch.setitem(registry.EMBEDDED, "fake", gone)
+    with pytest.raises(ModelLoadError, match=r"damaged.*alignbeam models pull --force fake") as e:
+        resolve("fake")
+    assert "\n" not in str(e.value)
+    # the normal load path (loader -> resolve) goes through the same check, before any engine sees the file
+    from alignbeam.engines.loader import load_model
+
+    with pytest.raises(ModelLoadError, match="damaged"):
+        load_model("fake", reuse=False)
+    # the bad hash is recorded: the next load fails without reading the weights again, and so does `list`
+    assert registry.quick_state(gone) == "damaged"
+
+
+def test_truncated_file_is_damaged_without_hashing(fake_model: EmbeddedModel) -> None:
+    path = assemble(fake_model)
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    assert registry.quick_state(fake_model) == "damaged"
+    assert assemble(fake_model).stat().st_size == fake_model.size
+
+
+def test_file_written_just_before_its_hash_is_hashed_again(fake_model: EmbeddedModel) -> None:
+    """Racy-git rule: a record made in the clock tick of the file's last write is not trusted later."""
+    path = assemble(fake_model)
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)  # a fresh copy: mtime = now
+    registry._memo.clear()
+    assert registry.verify(fake_model) == "ok"
+    assert registry.quick_state(fake_model) == "unverified"  # hashed again on the next load
+    old = path.stat().st_mtime_ns - 5_000_000_000
+    os.utime(path, ns=(old, old))
+    assert registry.verify(fake_model) == "ok"
+    assert registry.quick_state(fake_model) == "ok"
+
+
+def test_record_that_cannot_be_written_is_kept_for_the_process(fake_model: EmbeddedModel) -> None:
+    path = assemble(fake_model)
+    fake_model.record_path().unlink()
+    fake_model.record_path().mkdir()  # the sidecar's place is taken: writing it fails with a real OSError
+    registry._memo.clear()
+    old = path.stat().st_mtime_ns - 5_000_000_000
+    os.utime(path, ns=(old, old))
+    assert registry.quick_state(fake_model) == "unverified"
+    assert registry.verify(fake_model) == "ok"
+    assert registry.quick_state(fake_model) == "ok"  # from this process's memory
+    assert _leftovers(fake_model) == []

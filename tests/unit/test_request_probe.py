@@ -73,10 +73,23 @@ def test_probe_round_trip_shape_check_and_fingerprint(tmp_path: Path, monkeypatc
         P.RequestProbe.load(tmp_path / "bad.npz")
 
 
-def test_safety_judge_reads_the_request_through_a_probe(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+def test_packaged_probe_matches_the_judges_request_prompt() -> None:
+    """The packaged probe is keyed on the classifier prompt it was trained with: editing REQUEST_PROMPT (or its
+    system text) without retraining would silently switch the judge to the zero-shot margin."""
     from alignbeam.method import judge as J
 
-    fp = J.variant_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)
+    fp = P.prompt_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)
+    assert len(fp) == 10
+    assert fp != P.prompt_fingerprint_of(J.REQUEST_SYSTEM + " ", J.REQUEST_PROMPT)
+    for path in sorted(P.PROBE_DIR.glob("*.npz")):
+        assert P.find_probe(path.stem, fp) is not None, path.name
+
+
+def test_safety_judge_reads_the_request_through_a_probe(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+    from alignbeam.method import judge as J
+    from alignbeam.method.readout import render
+
+    fp = P.prompt_fingerprint_of(J.REQUEST_SYSTEM, J.REQUEST_PROMPT)
     vocab = 49152
     w = np.random.default_rng(0).normal(size=vocab).astype(np.float32)
     probe = P.RequestProbe(w, -0.3, 0.7, "tiny", fp, scale=1.5)
@@ -85,7 +98,7 @@ def test_safety_judge_reads_the_request_through_a_probe(tiny_llama) -> None:  # 
     j = J.SafetyJudge(tiny_llama, request_probe=probe)
     assert j.calibrated and j.harm_center == 0.7 and j.harm_scale == 1.5
     msgs = [{"role": "user", "content": "How do I bake bread?"}]
-    text = J._render(tiny_llama, J.REQUEST_SYSTEM, J.REQUEST_PROMPT.format(request=msgs[0]["content"]), "Answer:")
+    text = render(tiny_llama, J.REQUEST_SYSTEM, J.REQUEST_PROMPT.format(request=msgs[0]["content"]), "Answer:")
     assert j.request_margin(msgs) == pytest.approx(probe.score(j._plain(text)), rel=1e-5)
     assert j.request_margin(msgs) != pytest.approx(plain.request_margin(msgs))
     assert j.fingerprint() != plain.fingerprint()

@@ -57,6 +57,13 @@ class FakeAlignBeam:
     def generate(self, prompt: Any, *, trace: bool = False, **overrides: Any) -> Result:
         return self._result(prompt, trace, overrides)
 
+    def check_fits(self, prompt: Any, **overrides: Any) -> None:
+        cfg = self.config.merged(**overrides)
+        if len(self.draft.tokenizer.encode_chat(to_messages(prompt))) + cfg.max_new_tokens > self.draft.n_ctx:
+            from alignbeam.errors import ContextOverflowError
+
+            raise ContextOverflowError("too long")
+
     def stream(self, prompt: Any, *, trace: bool = False, **overrides: Any) -> Iterator[str | Result]:
         if self.slow_tokens:  # a long, token-by-token stream (like judge_after) that a client may abandon
             for i in range(self.slow_tokens):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alignbeam.errors import ContextOverflowError
+
 Message = dict[str, str]
 
 
@@ -159,16 +161,51 @@ class Model(ABC):
         `ignore_eos` masks the end-of-turn tokens so exactly `max_new_tokens` come out (equal-length benchmarks).
         """
         out: list[int] = []
-        eog = sorted(self.tokenizer.eog_ids)
+        eog = eog_index(self.tokenizer) if ignore_eos else None
         with self.session(prompt) as s:
             for _ in range(max_new_tokens):
-                lg = s.logits()
-                if ignore_eos and eog:
-                    lg = lg.copy()
-                    lg[eog] = -np.inf
-                t = int(np.argmax(lg))
+                t = int(np.argmax(masked(s.logits(), eog, -np.inf)))
                 if t in self.tokenizer.eog_ids:
                     break
                 out.append(t)
                 s.extend([t])
         return out
+
+
+def eog_index(tokenizer: Tokenizer) -> np.ndarray | None:
+    """The end-of-turn ids as an index array for `masked` (None when the tokenizer has none)."""
+    return np.array(sorted(tokenizer.eog_ids), dtype=np.int64) if tokenizer.eog_ids else None
+
+
+def masked(x: np.ndarray, index: np.ndarray | None, fill: float) -> np.ndarray:
+    """A copy of `x` with the entries at `index` set to `fill` (x itself when index is None).
+
+    The one end-of-turn mask: `ignore_eos` runs every response to max_new_tokens by masking the end-of-turn ids out
+    of each choice, on logits (fill -inf) or on a mixed distribution (fill 0). A copy, because engines may hand out
+    views of their own buffers.
+    """
+    if index is None:
+        return x
+    x = x.copy()
+    x[index] = fill
+    return x
+
+
+def check_context(model: Model, n_prompt: int, n_new: int, beams: int | None = None, role: str = "") -> None:
+    """The one context-window check, before any session opens: the prompt and `n_new` response tokens must fit the
+    model's window, and `beams` such responses its shared KV cache. The message says what to change."""
+    who = f"the {role} {model.name}" if role else model.name
+    length = "n_mix" if role == "anchor" else "max_new_tokens"
+    if n_prompt + n_new > model.n_ctx:
+        raise ContextOverflowError(
+            f"the prompt has {n_prompt} tokens for {who}, and {n_prompt} + {length} {n_new} exceeds its context window "
+            f"of {model.n_ctx}: shorten the conversation or lower {length}"
+        )
+    cap = model.kv_capacity
+    if beams is not None and cap is not None and n_prompt + beams * n_new > cap:
+        raise ContextOverflowError(
+            f"{beams} candidates of up to {n_new} tokens after a {n_prompt}-token prompt need "
+            f"{n_prompt + beams * n_new} KV cells, but {model.name} was loaded with room for {cap}: "
+            "lower k or max_new_tokens, or load it with a larger n_ctx_total "
+            f"(load_model({model.name!r}, n_ctx_total=...))"
+        )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from alignbeam.engines.base import Model, Session
 from alignbeam.errors import AlignBeamError
-from alignbeam.method.judge import MARKER, _ids_with_bos, _option_ids, _render, log_odds, sigmoid
+from alignbeam.method.readout import MARKER, ids_with_bos, log_odds, option_ids, render, sigmoid
 from alignbeam.method.textrules import is_off_topic, is_refusal
 
 
@@ -57,8 +57,8 @@ class RefusalGrader:
     max_response_tokens: int = 64
 
     def __post_init__(self) -> None:
-        self._a = _option_ids(self.model, ["A"])
-        self._b = _option_ids(self.model, ["B"])
+        self._a = option_ids(self.model, ["A"])
+        self._b = option_ids(self.model, ["B"])
         if not (self._a and self._b):
             raise AlignBeamError(f"{self.model.name}'s tokenizer cannot express the grader's answer letters")
         self._cache: dict[tuple[str, str], Grade] = {}
@@ -69,11 +69,11 @@ class RefusalGrader:
 
     def p_complies(self, prompt: str, response: str) -> float:
         """P(A): the model's probability that the response does what the request asks."""
-        text = _render(self.model, GRADER_SYSTEM, GRADER_PROMPT.format(request=prompt.replace(MARKER, "")), "Answer:")
+        text = render(self.model, GRADER_SYSTEM, GRADER_PROMPT.format(request=prompt.replace(MARKER, "")), "Answer:")
         head, tail = text.split(MARKER)
         if self._head is None or self._head_text != head:
             self.close()
-            self._head = self.model.session(_ids_with_bos(self.model, head))
+            self._head = self.model.session(ids_with_bos(self.model, head))
             self._head_text = head
         tok = self.model.tokenizer
         body = tok.encode(response.replace(MARKER, ""))[: self.max_response_tokens] or tok.encode("(empty)")

@@ -57,22 +57,75 @@ class BridgeTable:
 
     @classmethod
     def load_or_build(cls, anchor: Tokenizer, draft: Tokenizer, use_disk: bool = True) -> BridgeTable:
-        """A few hundred ms to build; cached on disk so a second process pays only a file read."""
-        path = cache_dir() / "bridge" / f"{anchor.fingerprint()}-{draft.fingerprint()}-v1.npz"
-        if use_disk and path.is_file():
+        """A few hundred ms to build; cached on disk so a second process pays only a file read.
+
+        The cache never stops a run. A cache file that cannot be read back as this pair's table (truncated, not an
+        npz, wrong arrays) is rebuilt and rewritten. When the cache cannot be written (read-only, ALIGNBEAM_CACHE
+        is a file, disk full) the table is kept in memory for the rest of the process, with one warning.
+        """
+        if not use_disk:
+            return cls.build(anchor, draft)
+        name = f"{anchor.fingerprint()}-{draft.fingerprint()}-v1.npz"
+        path = str(cache_dir() / "bridge" / name)
+        table = _bridge_memory.get(path) or _read_bridge_table(path, anchor.vocab_size)
+        if table is None:
+            table = cls.build(anchor, draft)
             try:
-                with np.load(path) as z:
-                    return cls(z["exact"], z["first"])
-            except (OSError, ValueError, KeyError):
-                pass  # damaged cache file: rebuild below
-        table = cls.build(anchor, draft)
-        if use_disk:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, exact=table.exact, first=table.first)
-            os.replace(tmp, path)
+                _write_bridge_table(path, table)
+            except OSError as e:
+                _bridge_memory[path] = table
+                _warn_bridge_cache_once(path, e)
         return table
+
+
+#: tables that could not be written to the cache (read-only cache): kept for the process, keyed by cache path
+_bridge_memory: dict[str, BridgeTable] = {}
+_bridge_warned: set[str] = set()
+
+
+def _read_bridge_table(path: str, n: int) -> BridgeTable | None:
+    """The cached table, or None when there is none or it is damaged (then it is rebuilt and rewritten)."""
+    import logging
+
+    try:
+        with np.load(path) as z:
+            exact, first = z["exact"], z["first"]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except Exception as e:  # truncated (BadZipFile, EOFError), not an npz, arrays missing: whatever it is, rebuild
+        logging.getLogger("alignbeam.bridge").info("bridge table cache %s is damaged (%s); rebuilding it", path, e)
+        return None
+    if exact.shape != (n,) or first.shape != (n,) or exact.dtype != np.int32 or first.dtype != np.int32:
+        logging.getLogger("alignbeam.bridge").info("bridge table cache %s does not fit its pair; rebuilding it", path)
+        return None
+    return BridgeTable(exact, first)
+
+
+def _write_bridge_table(path: str, table: BridgeTable) -> None:
+    """Atomically: a temporary file in the same folder, renamed into place; no temporary file is left behind."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bridge.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, exact=table.exact, first=table.first)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _warn_bridge_cache_once(path: str, err: OSError) -> None:
+    import logging
+    from pathlib import Path
+
+    from alignbeam.engines.registry import cache_problem
+
+    key = str(cache_dir())
+    if key not in _bridge_warned:
+        _bridge_warned.add(key)
+        logging.getLogger("alignbeam.bridge").warning(
+            "alignbeam: %s Bridge tables are kept in memory for this run.", cache_problem(Path(path).parent, err)
+        )
 
 
 @dataclass
@@ -83,12 +136,6 @@ class Translation:
     probs: np.ndarray  # float64, sums to 1 (empty when nothing was kept)
     kept_mass: float  # anchor probability mass that found a draft token (of the whole distribution)
     fallback: bool  # nothing kept: the step falls back to the draft alone
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - float(np.max(logits))
-    e = np.exp(z)
-    return e / e.sum()
 
 
 class Bridge:

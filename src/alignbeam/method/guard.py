@@ -23,8 +23,8 @@ import numpy as np
 
 from alignbeam.engines.base import Message, Model
 from alignbeam.errors import AlignBeamError
-from alignbeam.method.bridge import softmax
-from alignbeam.method.judge import MARKER, RUBRIC_PROMPT, RUBRIC_SYSTEM, Judge, _option_ids, last_user, slot_logits
+from alignbeam.method.judge import RUBRIC_PROMPT, RUBRIC_SYSTEM, Judge
+from alignbeam.method.readout import MARKER, last_user, option_ids, slot_logits, softmax
 
 #: Llama Guard 3's hazard taxonomy (MLCommons), with the allowance a domain deployment usually wants
 DEFAULT_POLICY = """S1: Violent Crimes.
@@ -91,8 +91,8 @@ class GuardJudge(Judge):
             raise AlignBeamError("the guard policy text is empty: pass the categories or rules to check against")
         template, bad, good = GUARD_FORMATS[self.format]
         self._template = template
-        self._bad = _option_ids(self.model, bad)
-        self._good = [t for t in _option_ids(self.model, good) if t not in self._bad]
+        self._bad = option_ids(self.model, bad)
+        self._good = [t for t in option_ids(self.model, good) if t not in self._bad]
         if not (self._bad and self._good):
             raise AlignBeamError(f"{self.model.name}'s tokenizer cannot express the {self.format} verdict words")
 

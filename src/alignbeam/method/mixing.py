@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbeam.method.bridge import Translation, softmax
+from alignbeam.method.bridge import Translation
+from alignbeam.method.readout import softmax
 
 
 def mix(draft_logits: np.ndarray, tr: Translation | None, alpha: float, support: str = "union") -> np.ndarray:

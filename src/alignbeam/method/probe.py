@@ -9,6 +9,7 @@ on logits the classifier has already computed. A probe whose prompt fingerprint 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,12 @@ class RequestProbe:
             float(info.get("scale", 1.0)),
             dict(info.get("meta", {})),
         )
+
+
+def prompt_fingerprint_of(system: str, prompt: str) -> str:
+    """Names a classifier prompt (its system and user texts): a trained probe, and a benchmark's cached read-outs,
+    are only valid for the prompt they saw, so they are stored under this name and checked against it."""
+    return hashlib.sha1(repr((system, prompt)).encode()).hexdigest()[:10]
 
 
 def find_probe(model_name: str, prompt_fingerprint: str) -> RequestProbe | None:

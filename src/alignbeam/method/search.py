@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignbeam.config import AlignBeamConfig
-from alignbeam.engines.base import Model, Session
-from alignbeam.method.bridge import Bridge, Translation, softmax
+from alignbeam.engines.base import Model, Session, eog_index, masked
+from alignbeam.method.bridge import Bridge, Translation
 from alignbeam.method.mixing import mix
+from alignbeam.method.readout import softmax
 from alignbeam.method.sync import TextSync
-from alignbeam.method.textrules import declines_first, relapse_cut
+from alignbeam.method.textrules import declines_first, relapse_cut, trim_stop
 from alignbeam.method.trace import Candidate, Timer
 
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?:\s|$)|\n")
@@ -47,6 +48,9 @@ class Beam:
 
 
 class CandidateSearch:
+    """The K beams of one generation. Callers see candidates (`candidates`, `partial_texts`, `finish`) and steer
+    the search (`start`, `continue_all`, `prune_to`); the beams and their sessions stay inside."""
+
     def __init__(self, draft: Model, anchor: Model | None, bridge: Bridge | None, cfg: AlignBeamConfig) -> None:
         self.draft = draft
         self.anchor = anchor
@@ -56,17 +60,31 @@ class CandidateSearch:
         self.sync = TextSync(anchor.tokenizer, draft.tokenizer, bridge.identity) if self.use_anchor else None
         self.eog = draft.tokenizer.eog_ids
         # ignore_eos: end-of-turn ids masked out of every choice, so each beam runs to max_new_tokens
-        self._eog_idx = np.array(sorted(self.eog), dtype=np.int64) if cfg.ignore_eos and self.eog else None
+        self._eog_idx = eog_index(draft.tokenizer) if cfg.ignore_eos else None
+        self._beams: list[Beam] = []
 
     def _no_eos(self, x: np.ndarray, fill: float) -> np.ndarray:
-        if self._eog_idx is None:
-            return x
-        x = x.copy()
-        x[self._eog_idx] = fill
-        return x
+        return masked(x, self._eog_idx, fill)
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The candidates so far, in beam order (their tokens grow as the search goes on)."""
+        return [b.cand for b in self._beams]
+
+    def partial_texts(self) -> list[str]:
+        """Each candidate's text so far (what an early judge reads)."""
+        return [self.draft.tokenizer.decode(b.cand.tokens) for b in self._beams]
+
+    def prune_to(self, index: int) -> None:
+        """Keep growing only candidate `index`: the others stop where they are (marked as stopped early)."""
+        for i, b in enumerate(self._beams):
+            if i != index and not b.done:
+                b.done = b.cand.stopped_early = True
 
     # -- phase 1 + 2: priming and mixed steps -------------------------------------------------------
-    def start(self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer) -> list[Beam]:
+    def start(self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer) -> None:
+        """Prime K distinct first tokens from the mixed distribution and grow each beam through the mixed
+        prefix (N tokens, or to the end of its first sentence with the adaptive window)."""
         cfg = self.cfg
         with timer.phase("draft_prefill"):
             d0 = self.draft.session(d_prompt)
@@ -123,7 +141,7 @@ class CandidateSearch:
             if b.anchor is not None:
                 b.anchor.close()
                 b.anchor = None
-        return beams
+        self._beams = beams
 
     def _translate(self, a: Session, timer: Timer) -> Translation:
         assert self.bridge is not None
@@ -203,20 +221,16 @@ class CandidateSearch:
         return any(s in text for s in self.cfg.stop)
 
     # -- phase 3: continuation by the draft alone ---------------------------------------------------
-    def continue_beams(
-        self, beams: list[Beam], timer: Timer, rng: np.random.Generator, limit: int | None = None
-    ) -> None:
+    def continue_all(self, timer: Timer, rng: np.random.Generator, limit: int | None = None) -> None:
         """Extend every live beam until it ends or holds `limit` tokens (default: max_new_tokens)."""
-        for _ in self.iter_continue(beams, timer, rng, limit):
+        for _ in self.iter_continue(timer, rng, limit):
             pass
 
-    def iter_continue(
-        self, beams: list[Beam], timer: Timer, rng: np.random.Generator, limit: int | None = None
-    ) -> Iterator[None]:
-        """`continue_beams`, one yield per generated position (streaming hooks in here)."""
+    def iter_continue(self, timer: Timer, rng: np.random.Generator, limit: int | None = None) -> Iterator[None]:
+        """`continue_all`, one yield per generated position (streaming hooks in here)."""
         cap = self.cfg.max_new_tokens if limit is None else min(limit, self.cfg.max_new_tokens)
         while True:
-            live = [b for b in beams if not b.done and len(b.cand.tokens) < cap]
+            live = [b for b in self._beams if not b.done and len(b.cand.tokens) < cap]
             if not live:
                 return
             for b in live:
@@ -238,14 +252,17 @@ class CandidateSearch:
             p = mask / mask.sum()
         return int(rng.choice(len(p), p=p))
 
-    def finish(self, beams: list[Beam]) -> list[Candidate]:
-        out = []
-        for b in beams:
-            text = self.draft.tokenizer.decode(b.cand.tokens)
-            for s in self.cfg.stop:
-                if s in text:
-                    text = text[: text.index(s)]
-            b.cand.text = text.rstrip("\ufffd")
+    def finish(self) -> list[Candidate]:
+        """The candidates' final texts (stop strings trimmed); closes every draft session."""
+        for b in self._beams:
+            b.cand.text = trim_stop(self.draft.tokenizer.decode(b.cand.tokens), self.cfg.stop)[0].rstrip("\ufffd")
             b.draft.close()
-            out.append(b.cand)
-        return out
+        return self.candidates
+
+    def close(self) -> None:
+        """Close whatever sessions are still open (a generation that ended early, by an error or a client gone)."""
+        for b in self._beams:
+            if b.anchor is not None:
+                b.anchor.close()
+                b.anchor = None
+            b.draft.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,215 +27,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alignbeam.api import AlignBeam, Result, to_messages
-from alignbeam.config import AlignBeamConfig
-from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError
+from alignbeam.errors import AlignBeamError
+from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
+from alignbeam.server.access import CLIENT_CLOSED, AccessLog, log_info
+from alignbeam.server.errors import JSON, BadRequest, api_error, dumps, error_for
 from alignbeam.server.metrics import Metrics
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed, QueueFull
-
-access_log = logging.getLogger("alignbeam.access")
-log = logging.getLogger("alignbeam.server")
-
-#: endpoints reported by name in metrics; anything else is "other" so that random paths (scanners) cannot grow
-#: the number of series without bound
-ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics")
-_LOG_KEY = "alignbeam.log"
-#: HTTP status logged for a client that went away before its answer (nginx's convention)
-CLIENT_CLOSED = 499
-
-
-# -- JSON and errors ---------------------------------------------------------------------------------------
-def _default(o: Any) -> Any:
-    """numpy scalars and arrays (trace values) and tuples of the config are JSON too."""
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, set | frozenset):
-        return sorted(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":"))
-
-
-class JSON(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return dumps(content).encode("utf-8")
-
-
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    499: "client_closed_request",
-    500: "server_error",
-    503: "server_error",
-}
-
-
-def api_error(
-    status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
-) -> JSON:
-    """An error in OpenAI's shape, which the openai client turns into the matching exception class."""
-    kind = ERROR_TYPES.get(status, "invalid_request_error")
-    body = S.ErrorResponse(error=S.ErrorBody(message=message, type=kind, param=param, code=code))
-    return JSON(body.model_dump(), status_code=status, headers=headers)
-
-
-def _config_param(msg: str) -> str | None:
-    """ConfigError messages start with the field name ("alpha must be ..."): report it as the error's param."""
-    first = msg.split(" ", 1)[0].strip(":")
-    fields = set(AlignBeamConfig.__dataclass_fields__)
-    if first == "max_new_tokens":
-        return "max_tokens"
-    return first if first in fields else None
-
-
-def error_for(exc: BaseException, prompt_param: str) -> JSON:
-    """HTTP error for an exception from validation or generation: user errors 400, anything else 500."""
-    if isinstance(exc, QueueClosed):
-        return api_error(503, str(exc), code="shutting_down")
-    if isinstance(exc, ContextOverflowError):
-        return api_error(400, str(exc), prompt_param, "context_length_exceeded")
-    if isinstance(exc, ConfigError):
-        return api_error(400, str(exc), _config_param(str(exc)), "invalid_value")
-    if isinstance(exc, AlignBeamError):
-        return api_error(400, str(exc), prompt_param)
-    log.error("generation failed", exc_info=(type(exc), exc, exc.__traceback__))
-    return api_error(500, f"internal error ({type(exc).__name__}): {exc}", code="internal_error")
-
-
-class BadRequest(Exception):
-    """Raised while reading a request; becomes `api_error(status, message, param, code)`."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.param, self.code = status, param, code
-
-
-# -- access log + metrics ----------------------------------------------------------------------------------
-class AccessLog:
-    """Pure ASGI middleware: one JSON log line and one metrics observation per request, at its real end.
-
-    Written as raw ASGI (not `@app.middleware`) because a streamed response ends long after the handler returns;
-    only the final body message says when the request is over. Handlers add what they know (tokens, mode,
-    phase timings) to a dict in the scope.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        info: dict[str, Any] = {}
-        scope[_LOG_KEY] = info
-        t0 = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            latency = time.perf_counter() - t0
-            status = info.pop("status", status)  # a handler that saw its client leave reports 499
-            path = scope.get("path", "")
-            endpoint = path if path in ENDPOINTS else ("/v1/models" if path.startswith("/v1/models/") else "other")
-            entry: dict[str, Any] = {
-                "method": scope.get("method"),
-                "path": path,
-                "status": status,
-                "latency_ms": round(latency * 1000, 2),
-            }
-            client = scope.get("client")
-            if client:
-                entry["client"] = f"{client[0]}:{client[1]}"
-            entry.update(info)
-            with contextlib.suppress(Exception):  # logging must never turn a served request into an error
-                access_log.info(dumps(entry))
-            if endpoint != "/metrics":
-                self.metrics.observe_request(
-                    endpoint,
-                    status,
-                    latency,
-                    mode=info.get("mode"),
-                    prompt_tokens=info.get("prompt_tokens"),
-                    completion_tokens=info.get("completion_tokens"),
-                    queue_wait_s=None if "queue_wait_ms" not in info else info["queue_wait_ms"] / 1000,
-                    phases_ms=info.get("timings_ms"),
-                )
-
-
-def _log_info(request: Request) -> dict[str, Any]:
-    return request.scope.setdefault(_LOG_KEY, {})
-
-
-# -- the app -----------------------------------------------------------------------------------------------
-def _trim_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    cut = min((text.index(s) for s in stop if s in text), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-def _precheck(ab: AlignBeam, messages: list[dict[str, str]], cfg: AlignBeamConfig) -> None:
-    """The library's context-window checks, run before a stream starts.
-
-    `AlignBeam.stream` only raises its ContextOverflowError when first advanced, and with full judging its first
-    item comes at the very end; checking here lets a stream answer 400 *before* the 200 and the role chunk go out.
-    """
-    n = len(ab.draft.tokenizer.encode_chat(messages))
-    if n + cfg.max_new_tokens > ab.draft.n_ctx:
-        raise ContextOverflowError(
-            f"the prompt has {n} tokens for {ab.draft.name}, and {n} + max_tokens {cfg.max_new_tokens} exceeds its "
-            f"context window of {ab.draft.n_ctx}: shorten the conversation or lower max_tokens"
-        )
-    if ab.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0:
-        na = len(ab.anchor.tokenizer.encode_chat(messages))
-        if na + cfg.n_mix > ab.anchor.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt has {na} tokens for the anchor {ab.anchor.name}, over its context of "
-                f"{ab.anchor.n_ctx}: shorten the conversation"
-            )
-
-
-def _draft_alone(
-    ab: AlignBeam, messages: list[dict[str, str]], max_new_tokens: int, ignore_eos: bool = False
-) -> Result:
-    """The draft alone (mode="draft"), as `AlignBeam.generate_draft`.
-
-    generate_draft validates its max_new_tokens against the pipeline's whole config, so it rejects a response
-    shorter than the pipeline's n_mix (a knob the draft alone does not use); below that length the same greedy
-    generation is run here directly.
-    """
-    if max_new_tokens >= ab.config.n_mix:
-        return ab.generate_draft(messages, max_new_tokens=max_new_tokens, ignore_eos=ignore_eos)
-    model = ab.draft
-    ids = model.tokenizer.encode_chat(messages)
-    if len(ids) + max_new_tokens > model.n_ctx:
-        raise ContextOverflowError(
-            f"the prompt has {len(ids)} tokens for {model.name}, and {len(ids)} + max_tokens {max_new_tokens} "
-            f"exceeds its context window of {model.n_ctx}: shorten the conversation or lower max_tokens"
-        )
-    out = model.generate_greedy(ids, max_new_tokens, ignore_eos=ignore_eos)
-    reason = "stop" if len(out) < max_new_tokens else "length"
-    return Result(model.tokenizer.decode(out), reason, len(ids), len(out))
 
 
 def create_app(
@@ -365,7 +167,7 @@ def create_app(
 
     # -- generation ---------------------------------------------------------------------------------------
     async def generation(request: Request, chat: bool) -> Response:
-        info = _log_info(request)
+        info = log_info(request)
         if not authorized(request):
             return unauthorized()
         prompt_param = "messages" if chat else "prompt"
@@ -407,15 +209,15 @@ def create_app(
 
         def run_draft() -> tuple[Result, dict[str, float]]:
             t0 = time.perf_counter()
-            r = _draft_alone(ab, messages, cfg.max_new_tokens, cfg.ignore_eos)
-            text, cut = _trim_stop(r.text, stop)
+            r = ab.generate_draft(messages, max_new_tokens=cfg.max_new_tokens, ignore_eos=cfg.ignore_eos)
+            text, cut = trim_stop(r.text, stop)
             if cut:
                 r = Result(text, "stop", r.prompt_tokens, r.completion_tokens)
             return r, {"draft": round((time.perf_counter() - t0) * 1000, 2)}
 
         try:
             if req.stream:
-                job = queue.submit(lambda job: stream_job(job, req.mode, messages, overrides, cfg, run_draft))
+                job = queue.submit(lambda job: stream_job(job, req.mode, messages, overrides, run_draft))
             elif req.mode == "draft":
                 job = queue.submit(lambda job: run_draft())
             else:
@@ -472,7 +274,6 @@ def create_app(
         mode: str,
         messages: list[dict[str, str]],
         overrides: dict[str, Any],
-        cfg: AlignBeamConfig,
         run_draft: Callable[[], tuple[Result, dict[str, float]]],
     ) -> None:
         """Worker side of a stream: ("start"), then ("delta", text)*, then ("result", (Result, timings)), or
@@ -486,7 +287,9 @@ def create_app(
                     job.emit(("delta", result.text))
                 job.emit(("result", (result, timings)))
                 return
-            _precheck(ab, messages, cfg)
+            # AlignBeam.stream raises a length error only when first advanced, and with full judging its first
+            # item comes at the very end: checked here, a bad request still gets a 400 before the stream starts.
+            ab.check_fits(messages, **overrides)
             job.emit(("start", None))
             gen = ab.stream(messages, trace=True, **overrides)
             try:
@@ -512,7 +315,7 @@ def create_app(
         model_name: str,
         prompt_param: str,
     ) -> Response:
-        info = _log_info(request)
+        info = log_info(request)
         # Wait for the worker to start this job and pass the checks, so that a bad request still gets a plain 400.
         alive, first = await wait_for(job, request, first_event=True)
         info["queue_wait_ms"] = round(job.queue_wait_s * 1000, 2)

@@ -9,31 +9,13 @@ ranges, so the server merges the overrides into the config and reports its `Conf
 from __future__ import annotations
 
 import time
+import typing
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, create_model
 
-#: the AlignBeam knobs a request may set in its body (`extra_body=` in the openai client); they map 1:1 onto
-#: `AlignBeamConfig` fields of the same name
-KNOBS = (
-    "alpha",
-    "n_mix",
-    "k",
-    "top_b",
-    "bridge",
-    "support",
-    "judge_threshold",
-    "on_all_unsafe",
-    "judge_after",
-    "gate",
-    "gate_threshold",
-    "include_draft",
-    "select",
-    "adaptive_window",
-    "ignore_eos",
-    "relapse_cut",
-)
+from alignbeam.config import knobs
 
 
 class _Strict(BaseModel):
@@ -59,11 +41,35 @@ class ChatMessage(_Strict):
         return {"role": role, "content": content}
 
 
+#: the AlignBeam knobs a request may set in its body (`extra_body=` in the openai client), by their
+#: `AlignBeamConfig` names: every config field marked `request=True` that OpenAI has no field of its own for
+KNOBS = tuple(kn.name for kn in knobs() if kn.request and kn.openai is None)
+#: config fields carried by an OpenAI request field: config name -> OpenAI name (max_new_tokens -> max_tokens)
+OPENAI_FIELDS = {kn.name: kn.openai for kn in knobs() if kn.openai is not None}
+
+
+def _request_type(t: Any) -> Any:
+    """A knob's type in a request body: optional (unset = the server's default), strict where pydantic's lax mode
+    would change the value (1.7 -> 1 for an int, "yes" -> True for a bool)."""
+    args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_args(t) else [t]
+    base = args[0]
+    strict = {int: StrictInt, bool: StrictBool}.get(base, base)
+    return strict | None
+
+
+#: one optional body field per request knob, derived from the config (a new knob needs no edit here)
+_KnobFields: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "_KnobFields",
+    __base__=_Strict,
+    **{kn.name: (_request_type(kn.type), None) for kn in knobs() if kn.name in KNOBS},
+)
+
+
 class StreamOptions(_Strict):
     include_usage: StrictBool = False
 
 
-class _GenerationRequest(_Strict):
+class _GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
     """Fields shared by /v1/chat/completions and /v1/completions: OpenAI sampling fields plus AlignBeam knobs."""
 
     model: str | None = None  # any name is accepted: one AlignBeam pipeline is served
@@ -81,24 +87,8 @@ class _GenerationRequest(_Strict):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     logprobs: StrictBool | None = None
-    # AlignBeam
+    # AlignBeam (the knobs themselves come from _KnobFields)
     mode: Literal["alignbeam", "draft"] = "alignbeam"
-    alpha: float | None = None
-    n_mix: StrictInt | None = None
-    k: StrictInt | None = None
-    top_b: StrictInt | None = None
-    bridge: str | None = None
-    support: str | None = None
-    judge_threshold: float | None = None
-    on_all_unsafe: str | None = None
-    judge_after: StrictInt | None = None
-    gate: StrictBool | None = None
-    gate_threshold: float | None = None
-    include_draft: StrictBool | None = None
-    select: str | None = None
-    adaptive_window: StrictInt | None = None
-    ignore_eos: StrictBool | None = None
-    relapse_cut: StrictBool | None = None
     return_trace: StrictBool = False
 
     def unsupported(self) -> str | None:
@@ -124,14 +114,10 @@ class _GenerationRequest(_Strict):
         """
         requested = self.requested_max_tokens()
         max_new = default_max_tokens if requested is None else requested
-        out: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-        }
+        out: dict[str, Any] = {name: getattr(self, field) for name, field in OPENAI_FIELDS.items() if name != "stop"}
+        out["max_new_tokens"] = max_new
         if self.stop is not None:
-            out["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+            out["stop"] = self.stop_strings()
         for name in KNOBS:
             out[name] = getattr(self, name)
         if self.n_mix is None and max_new >= 1 and default_n_mix > max_new:

@@ -1,0 +1,5 @@
+"""`python -m alignbeam.cli`, as the `alignbeam` command."""
+
+from alignbeam.cli import main
+
+main()

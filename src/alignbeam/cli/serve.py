@@ -1,0 +1,67 @@
+"""`alignbeam serve`: the OpenAI-compatible HTTP server over one AlignBeam pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from alignbeam.cli.common import console, err_console, fail
+from alignbeam.cli.options import ModelOptions, check_knobs, with_knobs, with_models
+from alignbeam.errors import AlignBeamError
+
+
+@with_models
+@with_knobs
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the server to the network)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="ALIGNBEAM_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1/* (env too)"),
+    ] = None,
+    max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for")] = 1024,
+    max_queue: Annotated[int, typer.Option(help="Requests that may wait while one generates; more get 429")] = 32,
+    served_model_name: Annotated[str, typer.Option(help="Model id reported by /v1/models")] = "alignbeam",
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
+    *,
+    models: ModelOptions,
+    knobs: dict[str, Any],
+) -> None:
+    """Serve AlignBeam over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, ...).
+
+    The knobs set here are defaults; every request can override them with extra body fields.
+    """
+    try:
+        from alignbeam.server import create_app, run
+    except ImportError as e:  # the server extras are regular dependencies, but a trimmed install may lack them
+        fail(AlignBeamError(f"the server needs fastapi and uvicorn ({e}): pip install fastapi uvicorn"))
+    try:
+        check_knobs(models.preset, knobs)
+        ab = models.build(console, **knobs)
+        server_app = create_app(
+            ab,
+            api_key=api_key,
+            max_tokens_limit=max_tokens_limit,
+            max_queue=max_queue,
+            served_model_name=served_model_name,
+        )
+    except (AlignBeamError, ValueError) as e:
+        fail(e)
+    # The access log is one JSON object per line on stderr, ready for a log shipper.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("alignbeam.access")
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    err_console.print(
+        f"AlignBeam serving [bold]{served_model_name}[/] on http://{host}:{port}/v1 "
+        f"(draft {models.draft}, anchor {models.anchor}; auth {'on' if api_key else 'off'}, "
+        f"max_tokens <= {max_tokens_limit}, queue <= {max_queue})"
+    )
+    run(server_app, host=host, port=port, log_level=log_level.lower())

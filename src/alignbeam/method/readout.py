@@ -1,0 +1,111 @@
+"""Reading an answer out of a model's next-token logits: the shared machinery of every judge-like component.
+
+The judges (judge.py, guard.py) and the refusal grader (eval/grader.py) never sample text. Each asks the model a
+question in its own chat template, ends the prompt where the answer word would start ("Answer:"), and reads the
+probability of the answer words from the next-token distribution, so a verdict is deterministic and costs one
+forward pass. Many candidates to one request share everything before the quoted candidate: the prompt is written
+once with MARKER where the candidate goes, the part before it is read once, and each candidate is a fork of that
+session fed only its own suffix, all of them in one batched step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from alignbeam.engines.base import Message, Model
+from alignbeam.errors import AlignBeamError
+
+#: where the text to judge goes in a prompt template: a string no request or candidate can contain (callers strip
+#: it from untrusted text), so splitting on it always finds the one slot
+MARKER = "\u0000SLOT\u0000"
+
+
+def last_user(messages: Sequence[Message]) -> str:
+    """The request a judge rates: the last user turn ("" when there is none)."""
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return users[-1] if users else ""
+
+
+def render(model: Model, system: str, user: str, answer_start: str) -> str:
+    """A one-question prompt in the model's own chat template, followed by the start of its answer.
+
+    Instruct models answer best in the template they were tuned on, and ending the text with `answer_start`
+    ("Answer:", "Rating:") makes the very next token the answer word, which is what the caller reads."""
+    tok = model.tokenizer
+    try:
+        text = tok.render_chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
+    except AlignBeamError:  # templates without a system role (Gemma): fold it into the user turn
+        text = tok.render_chat([{"role": "user", "content": system + "\n\n" + user}])
+    return text + answer_start
+
+
+def option_ids(model: Model, words: Sequence[str]) -> list[int]:
+    """Token ids that start an answer word: the first token of each spelling, with and without a leading space
+    (after "Answer:" a tokenizer may or may not fold the space into the word), deduplicated and sorted."""
+    tok = model.tokenizer
+    ids = {tok.encode(v)[0] for w in words for v in (w, " " + w) if tok.encode(v)}
+    return sorted(ids)
+
+
+def ids_with_bos(model: Model, text: str) -> list[int]:
+    """Ids of a rendered prompt (chat markup parsed as special tokens), with BOS first when the model wants one:
+    `Tokenizer.encode` never adds it, and a session opened on these ids is the start of the model's input."""
+    tok = model.tokenizer
+    ids = tok.encode(text, parse_special=True)
+    return [tok.bos_id, *ids] if tok.add_bos and tok.bos_id is not None else ids
+
+
+def iter_slot_logits(
+    model: Model, template: str, fills: Sequence[str], max_fill_tokens: int, batch: int | None = None
+) -> Iterator[list[np.ndarray]]:
+    """Next-token logits after `template` with MARKER replaced by each fill, `batch` fills per batched step (all
+    at once when None). The head before MARKER is read once for all of them; a caller can store each batch's
+    results before the next is computed (benchmarks over hundreds of fills stay resumable). Each fill is cut to
+    `max_fill_tokens` tokens, and an empty one reads as "(empty)"."""
+    if not fills:
+        return
+    tok = model.tokenizer
+    head, tail = template.split(MARKER)
+    tail_ids = tok.encode(tail, parse_special=True)
+    size = batch or max(1, len(fills))
+    with model.session(ids_with_bos(model, head)) as base:
+        for i in range(0, len(fills), size):
+            suffixes = [
+                (tok.encode(f)[:max_fill_tokens] or tok.encode("(empty)")) + tail_ids for f in fills[i : i + size]
+            ]
+            forks = [base.fork() for _ in suffixes]
+            try:
+                model.step(forks, suffixes)
+                yield [f.logits() for f in forks]
+            finally:
+                for f in forks:
+                    f.close()
+
+
+def slot_logits(model: Model, template: str, fills: Sequence[str], max_fill_tokens: int) -> list[np.ndarray]:
+    """`iter_slot_logits` in one batch: the K candidates of one request."""
+    return [lg for chunk in iter_slot_logits(model, template, fills, max_fill_tokens) for lg in chunk]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """The next-token distribution, in float64: engines hand out float32 logits, and sums over a 150k vocabulary
+    (answer-word mass, mixture weights) need the precision. The maximum is subtracted first, so large logits
+    cannot overflow."""
+    z = logits.astype(np.float64) - float(np.max(logits))
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def log_odds(logits: np.ndarray, yes: Sequence[int], no: Sequence[int]) -> float:
+    """log P(any `yes` token) - log P(any `no` token): a yes/no verdict as a margin. Only the two answers are
+    compared, so the mass the model puts on other tokens does not dilute it; the sums run in log space."""
+    lp = np.log(softmax(logits) + 1e-300)
+    return float(np.logaddexp.reduce(lp[list(yes)]) - np.logaddexp.reduce(lp[list(no)]))
+
+
+def sigmoid(x: float) -> float:
+    """A margin (`log_odds`, a probe's score) back to a probability."""
+    return 1.0 / (1.0 + math.exp(-x))
