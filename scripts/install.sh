@@ -10,6 +10,18 @@ PY="${PYTHON:-python3}"
 # llama.cpp's default -march=native build crashes on these CPUs (AMX); build a portable one.
 PORTABLE_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 
+# bubblewrap: the sandbox for generated code (HumanEval/MBPP scoring); as root, scoring refuses to run without one.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> bubblewrap (sandbox for generated code)"
+        apt-get install -y -q bubblewrap >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; } ||
+            echo "==> bubblewrap could not be installed; install it by hand: apt-get install bubblewrap"
+    else
+        echo "==> bubblewrap missing (sandbox for generated code): install it, e.g. sudo apt-get install bubblewrap"
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtual environment $VENV"
     "$PY" -m venv "$VENV"

@@ -65,6 +65,11 @@ def to_messages(prompt: Prompt, system: str | None = None) -> list[Message]:
     return validate_messages(msgs)
 
 
+def _numpy_seed(seed: int | None) -> int | None:
+    """numpy's generators take seeds >= 0 only: any integer (negative, huge) maps onto one, deterministically."""
+    return None if seed is None else seed % 2**64
+
+
 #: judge_method -> judge factory taking the loaded judge model: the LLM judges of judge.py, and the guard-model
 #: prompt formats of guard.py (for a Llama Guard / ShieldGemma / Granite Guardian model loaded as the judge)
 JUDGE_METHODS: dict[str, Callable[[Model], Judge]] = {
@@ -130,6 +135,7 @@ class AlignBeam:
     def _encode(self, messages: list[Message], cfg: AlignBeamConfig) -> tuple[list[int], list[int] | None]:
         """The conversation in the draft's and (when it mixes) the anchor's tokens, after the one context check:
         every error about length is raised here, before any session opens."""
+        self._check_sessions(cfg)
         d_prompt = self.draft.tokenizer.encode_chat(messages)
         check_context(self.draft, len(d_prompt), cfg.max_new_tokens, beams=cfg.k + int(cfg.include_draft))
         if not self._mixes(cfg):
@@ -139,8 +145,40 @@ class AlignBeam:
         check_context(self.anchor, len(a_prompt), cfg.n_mix, role="anchor")
         return d_prompt, a_prompt
 
+    def _check_sessions(self, cfg: AlignBeamConfig) -> None:
+        """Refuse, before anything opens, a request that needs more sessions at once than a model has slots for.
+
+        The peak is per loaded model, over the two phases that hold sessions together: the mixed prefix (K draft
+        beams, plus the draft's own, and K anchor beams) and judging (one session per candidate plus the shared
+        head on the judge's model, with the draft beams still open under early judging)."""
+        beams = cfg.k + int(cfg.include_draft)
+        judge_model = getattr(self.judge, "model", None) if (self.judge is not None and cfg.use_judge) else None
+        prefix: list[tuple[Model | None, int]] = [
+            (self.draft, beams),
+            (self.anchor if self._mixes(cfg) else None, cfg.k),
+        ]
+        judging = [(judge_model, beams + 1), (self.draft, beams if cfg.judge_after is not None else 0)]
+        for phase in (prefix, judging):
+            need: dict[int, tuple[Model, int]] = {}
+            for model, n in phase:
+                if model is not None and n:
+                    need[id(model)] = (model, need.get(id(model), (model, 0))[1] + n)
+            for model, n in need.values():
+                cap = model.max_sessions
+                if cap is not None and n > cap:
+                    raise ConfigError(
+                        f"k is {cfg.k}, too many for {model.name}: it needs {n} sessions at once and the model was "
+                        f"loaded with {cap} sequence slots; lower k, or load it with more slots "
+                        f"(load_model({model.name!r}, n_seq_max=...))"
+                    )
+
     def _mixes(self, cfg: AlignBeamConfig) -> bool:
         return self.anchor is not None and cfg.alpha > 0 and cfg.n_mix > 0
+
+    def check_sessions(self, **overrides: Any) -> None:
+        """Raise ConfigError now if these knobs need more sessions at once than the engines have slots (no
+        tokenizing: a server checks this before a request queues)."""
+        self._check_sessions(self.config.merged(**overrides))
 
     def check_fits(self, prompt: Prompt, *, system: str | None = None, **overrides: Any) -> None:
         """Raise ContextOverflowError now if `generate(prompt, **overrides)` would: a server checks this before
@@ -167,12 +205,15 @@ class AlignBeam:
         text arrives in token-sized pieces at the end.
         """
         it = self._generate(prompt, trace, system, overrides, stream=True)
-        while True:
-            try:
-                yield next(it)
-            except StopIteration as stop:
-                yield stop.value
-                return
+        try:
+            while True:
+                try:
+                    yield next(it)
+                except StopIteration as stop:
+                    yield stop.value
+                    return
+        finally:
+            it.close()  # a consumer that stops early (a client gone) closes the generation's sessions now
 
     def _generate(
         self, prompt: Prompt, trace: bool, system: str | None, overrides: dict[str, Any], stream: bool
@@ -230,7 +271,10 @@ class AlignBeam:
                 "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
             )
         threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
-        if risk < threshold:  # clearly harmless: the draft alone, exactly as without AlignBeam
+        # an assistant prefill is text the answer continues, and the classifier reads requests, not answers: a
+        # conversation that ends in one always gets the full method
+        prefill = bool(messages) and messages[-1]["role"] == "assistant"
+        if risk < threshold and not prefill:  # clearly harmless: the draft alone, exactly as without AlignBeam
             return cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False), risk, True
         return cfg, risk, False
 
@@ -245,12 +289,21 @@ class AlignBeam:
     ) -> Generator[str, None, tuple[list[Candidate], Selection]]:
         """Grow the candidates and choose one: the paper's way (finish all K, then judge), or with early judging
         (judge K partial candidates, finish only the winner, streaming it as it grows)."""
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(_numpy_seed(cfg.seed))
         judge = self.judge if cfg.use_judge else None
 
         def pick(cands: list[Candidate]) -> Selection:
             return select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
 
+        if stream and judge is None and len(search.candidates) == 1:
+            # one candidate and nothing to judge (a request gated to the draft alone, K=1 mixing): it is the
+            # answer, so it streams as it grows
+            only = search.candidates[0]
+            yield from emitter.feed(only.tokens)
+            for _ in search.iter_continue(timer, rng):
+                yield from emitter.feed(only.tokens)
+            cands = search.finish()
+            return cands, pick(cands)
         if judge is None or cfg.judge_after is None or len(search.candidates) <= 1:
             search.continue_all(timer, rng)
             cands = search.finish()

@@ -120,8 +120,14 @@ class AlignBeamConfig:
             raise bad(f"on_all_unsafe must be one of {', '.join(ON_ALL_UNSAFE)}, got {self.on_all_unsafe!r}")
         if not isinstance(self.judge_threshold, int | float) or not 1.0 <= self.judge_threshold <= 5.0:
             raise bad(f"judge_threshold is on the 1-5 harm scale, got {self.judge_threshold!r}")
-        if not isinstance(self.temperature, int | float) or self.temperature < 0:
-            raise bad(f"temperature must be >= 0, got {self.temperature!r}")
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, int | float)
+            or not 0 <= self.temperature < float("inf")  # NaN fails the comparison too
+        ):
+            raise bad(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise bad(f"seed must be an integer (any: it is mapped onto numpy's seed range) or None, got {self.seed!r}")
         if not 0.0 < self.top_p <= 1.0:
             raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
         if self.judge_after is not None and (not isinstance(self.judge_after, int) or self.judge_after < 0):

@@ -22,3 +22,8 @@ class ConfigError(AlignBeamError, ValueError):
 
 class ContextOverflowError(AlignBeamError):
     """A sequence would not fit in the model's context window."""
+
+
+class EngineBusyError(AlignBeamError):
+    """The engine has no room for this work right now (all sequence slots in use): a server answers 503, and the
+    same request can succeed later. A request that could never fit is a ConfigError instead."""

@@ -6,7 +6,9 @@ Only a handful of programs are executed (each is a fresh interpreter); the rest 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +169,11 @@ def test_every_registry_entry_names_a_scorer_for_its_kind() -> None:
 
 
 def test_score_item_uses_the_scorer_its_registry_entry_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, str, Any, float]] = []
+    calls: list[tuple[str, str, Any, float, bool]] = []
 
     def spy(key: str) -> Any:
-        def scorer(response: str, reference: Any, timeout: float) -> bool:
-            calls.append((key, response, reference, timeout))
+        def scorer(response: str, reference: Any, timeout: float, allow_unsandboxed: bool) -> bool:
+            calls.append((key, response, reference, timeout, allow_unsandboxed))
             return True
 
         return scorer
@@ -188,7 +190,10 @@ def test_score_item_uses_the_scorer_its_registry_entry_names(monkeypatch: pytest
                 assert not calls, name
             else:
                 assert score_item(item, "resp", timeout=3.0) is True
-                assert calls == [(entry.scorer, "resp", {"n": 1}, 3.0)], name
+                assert calls == [(entry.scorer, "resp", {"n": 1}, 3.0, False)], name
+                calls.clear()  # the opt-in reaches the scorer
+                assert score_item(item, "resp", timeout=3.0, allow_unsandboxed=True) is True
+                assert calls == [(entry.scorer, "resp", {"n": 1}, 3.0, True)], name
     for source in ("advbench+pyrit", "my_prompts", ""):  # wrapped items and users' files belong to no entry
         with pytest.raises(AlignBeamError, match="no utility scorer"):
             score_item(Item("x", "p", "utility", None, {}, source), "Sure")
@@ -276,7 +281,7 @@ def test_early_exit_is_not_a_pass() -> None:
 def test_sandbox_environment() -> None:
     prog = (
         "import os, resource, sys\n"
-        "assert set(os.environ) <= {'PATH', 'LANG', 'LC_ALL', 'HOME', 'TMPDIR'}, sorted(os.environ)\n"
+        "assert set(os.environ) <= {'PATH', 'LANG', 'LC_ALL', 'HOME', 'TMPDIR', 'PWD'}, sorted(os.environ)\n"
         "assert sys.stdin.read() == ''\n"
         "assert sorted(os.listdir('.')) == ['program.py', 'runner.py'], os.listdir('.')\n"
         "assert resource.getrlimit(resource.RLIMIT_AS)[0] == 1024 ** 3\n"
@@ -290,19 +295,35 @@ def test_sandbox_environment() -> None:
 
 
 def test_children_are_killed_with_the_program() -> None:
-    r = run_program("import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(60)\nelse:\n    print(pid)\n")
+    """A child it forks (and execs, so it is findable by a marker in its command line: in bwrap's pid namespace
+    the pid it sees means nothing out here) is gone once run_program returns."""
+    mark = f"alignbeam-orphan-{secrets.token_hex(4)}"
+    prog = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {mark!r}])\n"
+        "time.sleep(0.3)\n"
+    )
+    r = run_program(prog)
     assert r.passed, r
-    child = int(r.stdout.split()[-1])
-    try:
-        assert psutil.Process(child).status() == psutil.STATUS_ZOMBIE  # dead, waiting for init to reap it
-    except psutil.NoSuchProcess:
-        pass
+
+    def alive() -> list[psutil.Process]:
+        procs = psutil.process_iter(["cmdline", "status"])
+        return [p for p in procs if mark in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+    deadline = time.monotonic() + 2.0
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()
 
 
 ESCAPE = """
 import os, shutil
 target = {target!r}
-leaked = open('/etc/hostname').read()  # reading outside is possible, but can only affect this process
+try:
+    leaked = open('/etc/hostname').read()  # hidden by bwrap; without it readable, but only affects this process
+except OSError:
+    pass
 os.chdir('/')
 for _ in os.walk('/proc/self'):
     break
@@ -325,7 +346,7 @@ def test_escaping_solution_cannot_crash_the_tester(tmp_path: Path) -> None:
     r = run_program(ESCAPE.format(target=str(sentinel)), timeout=5.0)
     assert not r.passed and r.reason == "error" and r.exception == "SystemExit"
     assert Path.cwd().exists()
-    if sandbox_user() is not None:  # as root with a world-readable interpreter the program runs as nobody
+    if r.sandbox != "none":  # bwrap hides the folder; as `nobody` (no bwrap) it may not delete root's files
         assert sentinel.exists()
 
 

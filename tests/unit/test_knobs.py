@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from alignbeam.cli import app
 from alignbeam.config import AlignBeamConfig, knobs, markdown_table
 from alignbeam.server import schemas as S
+from alignbeam.server import validation as V
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 KNOB_COMMANDS = ("generate", "chat", "serve")
@@ -68,7 +69,7 @@ def test_server_schema_has_exactly_the_request_knobs() -> None:
 def test_request_knobs_reach_the_config_overrides() -> None:
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "stop": "x"}
     body |= {"alpha": 0.3, "k": 2, "gate": True, "select": "helpful", "gate_threshold": 0.4}
-    req = S.parse(S.ChatCompletionRequest, body)
+    req = V.parse(S.ChatCompletionRequest, body)
     cfg = AlignBeamConfig().merged(**req.overrides(256, 6))
     assert (cfg.alpha, cfg.k, cfg.gate, cfg.select, cfg.gate_threshold) == (0.3, 2, True, "helpful", 0.4)
     assert cfg.max_new_tokens == 9 and cfg.stop == ("x",)

@@ -33,6 +33,9 @@ class CharTokenizer:
                 i += 1
         return ids
 
+    def encode_trusted(self, text: str, untrusted: Sequence[str] = ()) -> list[int]:
+        return self.encode(text, parse_special=True)  # no markup in this tokenizer
+
     def render_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         if not self.system_role and any(m["role"] == "system" for m in messages):
             raise AlignBeamError("this template has no system role")
@@ -151,10 +154,3 @@ def test_iter_slot_logits_batches_in_order() -> None:
     assert [len(c) for c in chunks] == [2, 2, 1] and len(model.prefills) == 1
     assert [int(np.argmax(lg)) for c in chunks for lg in c] == [1, 2, 3, 4, 5]
     assert list(R.iter_slot_logits(model, R.MARKER, [], 64)) == []
-
-
-def test_last_user_is_the_request_rated() -> None:
-    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    assert R.last_user([*msgs, {"role": "user", "content": "c"}]) == "c"
-    assert R.last_user(msgs) == "a"
-    assert R.last_user([]) == ""

@@ -99,7 +99,7 @@ def test_safety_judge_reads_the_request_through_a_probe(tiny_llama) -> None:  # 
     assert j.calibrated and j.harm_center == 0.7 and j.harm_scale == 1.5
     msgs = [{"role": "user", "content": "How do I bake bread?"}]
     text = render(tiny_llama, J.REQUEST_SYSTEM, J.REQUEST_PROMPT.format(request=msgs[0]["content"]), "Answer:")
-    assert j.request_margin(msgs) == pytest.approx(probe.score(j._plain(text)), rel=1e-5)
+    assert j.request_margin(msgs) == pytest.approx(probe.score(j._plain(text, msgs[0]["content"])), rel=1e-5)
     assert j.request_margin(msgs) != pytest.approx(plain.request_margin(msgs))
     assert j.fingerprint() != plain.fingerprint()
     moved = J.SafetyJudge(tiny_llama, request_probe=probe, harm_center=2.0)

@@ -21,7 +21,7 @@ import pytest
 from alignbeam.api import Result, to_messages
 from alignbeam.config import AlignBeamConfig
 from alignbeam.method.trace import Candidate, Trace
-from alignbeam.server import BackgroundServer, GenerationQueue, QueueFull, create_app
+from alignbeam.server import BackgroundServer, GenerationQueue, QueueClosed, QueueFull, create_app
 
 
 class FakeAlignBeam:
@@ -50,12 +50,15 @@ class FakeAlignBeam:
             self.gate.wait(10)
         self.calls.append(msgs[-1]["content"])
         text = " ".join(["ok"] * min(cfg.max_new_tokens, 3))
-        cands = [Candidate(index=i, text=text, score=1.0) for i in range(cfg.k)]
+        cands = [Candidate(index=i, text=text, score=1.0) for i in range(min(cfg.k, 8))]
         tr = Trace(cands, 0, False, False, {"judge": 1.0, "total": 2.0}, cfg.to_dict(), False)
         return Result(text, "length", n, min(cfg.max_new_tokens, 3), tr if trace else None)
 
     def generate(self, prompt: Any, *, trace: bool = False, **overrides: Any) -> Result:
         return self._result(prompt, trace, overrides)
+
+    def check_sessions(self, **overrides: Any) -> None:
+        self.config.merged(**overrides)
 
     def check_fits(self, prompt: Any, **overrides: Any) -> None:
         cfg = self.config.merged(**overrides)
@@ -255,3 +258,91 @@ def test_queue_unit() -> None:
         q.stop()
 
     asyncio.run(main())
+
+
+def test_queue_close_drains_and_abandon_answers_the_waiting() -> None:
+    async def main() -> None:
+        q = GenerationQueue(max_queue=2)
+        q.start()
+        gate = threading.Event()
+        a = q.submit(lambda job: gate.wait(5))
+        while q.running == 0:
+            await asyncio.sleep(0.01)
+        b = q.submit(lambda job: "b")
+        c = q.submit(lambda job: "c")
+        q.close()  # no new work, but what is in line still runs
+        assert q.closed
+        with pytest.raises(QueueClosed):
+            q.submit(lambda job: "late")
+        assert q.abandon("grace period over") == 2 and q.waiting == 0
+        assert a.cancelled.is_set()  # the running job is asked to stop at its next item
+        with pytest.raises(QueueClosed, match="grace period over"):
+            await b.future
+        with pytest.raises(QueueClosed):
+            await c.future
+        gate.set()
+        assert await a.future is True  # a whole generation is not interrupted
+        q.stop()
+
+        q = GenerationQueue(max_queue=2)
+        q.start()
+        gate = threading.Event()
+        a = q.submit(lambda job: gate.wait(5))
+        b = q.submit(lambda job: "b")
+        q.close()
+        gate.set()
+        assert await b.future == "b"  # closed, not abandoned: the line drains
+        q.stop()
+
+    asyncio.run(main())
+
+
+def test_shutdown_grace_period_answers_waiting_requests_503(fake: FakeAlignBeam) -> None:
+    app = create_app(fake, max_tokens_limit=50, max_queue=4, poll_interval_s=0.05, shutdown_grace_s=0.4)  # type: ignore[arg-type]
+    srv = BackgroundServer(app).start()
+    q = _queue_of(srv)
+    fake.gate = threading.Event()
+    results: dict[str, httpx.Response] = {}
+
+    def send(name: str) -> None:
+        results[name] = httpx.post(srv.url + "/v1/chat/completions", json=body(name, max_tokens=4), timeout=20)
+
+    first = threading.Thread(target=send, args=("first",))
+    stopper = threading.Thread(target=srv.stop)  # what SIGTERM does: uvicorn's should_exit
+    try:
+        first.start()
+        wait_until(lambda: q.running == 1)
+        second = threading.Thread(target=send, args=("second",))
+        second.start()
+        wait_until(lambda: q.waiting == 1)
+        t0 = time.monotonic()
+        stopper.start()
+        second.join(10)
+        waited = time.monotonic() - t0
+        r = results["second"]
+        assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down", r.text
+        assert "grace period" in r.json()["error"]["message"]
+        assert 0.3 <= waited < 5 and "first" not in results  # answered after the grace period; the running one runs on
+    finally:
+        fake.gate.set()
+        first.join(10)
+        stopper.join(10) if stopper.is_alive() else srv.stop()
+    assert results["first"].status_code == 200 and fake.calls == ["first"]
+    assert not stopper.is_alive()
+
+
+def test_shutdown_stops_a_running_stream_at_its_next_token(fake: FakeAlignBeam) -> None:
+    fake.slow_tokens = 400  # 20 s if nothing stops it
+    app = create_app(fake, max_tokens_limit=50, poll_interval_s=0.05, shutdown_grace_s=0.2)  # type: ignore[arg-type]
+    srv = BackgroundServer(app).start()
+    stopper = threading.Thread(target=srv.stop)
+    with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body(stream=True), timeout=20) as r:
+        lines = r.iter_lines()
+        assert "assistant" in next(lines)
+        assert "t0" in next(ln for ln in lines if ln)
+        stopper.start()
+        rest = [ln for ln in lines if ln]
+    err = json.loads(rest[-1][len("data: ") :])["error"]
+    assert err["code"] == "shutting_down" and "stream was stopped" in err["message"]
+    stopper.join(10)
+    assert not stopper.is_alive() and fake.streamed < 200

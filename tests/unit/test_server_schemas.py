@@ -6,11 +6,15 @@ max_new_tokens, a knob dropped) would silently serve every request with the defa
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from alignbeam.config import AlignBeamConfig
 from alignbeam.server import schemas as S
+from alignbeam.server import validation as V
 from alignbeam.server.metrics import Metrics
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -55,7 +59,7 @@ def test_invalid_knob_values_are_config_errors_with_the_field_in_the_message() -
 def test_unknown_field_names_the_field() -> None:
     with pytest.raises(ValidationError) as e:
         chat(aplha=0.5)
-    msg, param = S.describe_validation_error(e.value)
+    msg, param = V.describe_validation_error(e.value)
     assert param == "aplha" and "unknown field 'aplha'" in msg and "alpha" in msg
 
 
@@ -65,7 +69,7 @@ def test_wrong_types_are_rejected_not_coerced() -> None:
             chat(**bad)
     with pytest.raises(ValidationError) as e:
         S.ChatCompletionRequest.model_validate({})
-    assert "missing required field 'messages'" in S.describe_validation_error(e.value)[0]
+    assert "missing required field 'messages'" in V.describe_validation_error(e.value)[0]
 
 
 def test_unsupported_standard_fields() -> None:
@@ -148,3 +152,97 @@ def test_relapse_cut_and_ignore_eos_reach_the_config() -> None:
     assert cfg.relapse_cut and cfg.ignore_eos
     cfg = AlignBeamConfig().merged(**chat().overrides(256, 6))
     assert not cfg.relapse_cut and not cfg.ignore_eos
+
+
+def test_floats_are_strict_and_finite_but_take_json_integers() -> None:
+    req = chat(temperature=1, top_p=1, alpha=1, judge_threshold=3)
+    assert isinstance(req.temperature, float) and req.temperature == 1.0 and isinstance(req.alpha, float)
+    for bad in (
+        {"alpha": True},
+        {"alpha": "0.3"},
+        {"temperature": float("nan")},
+        {"temperature": float("inf")},
+        {"gate_threshold": float("-inf")},
+        {"temperature": 2.01},
+        {"temperature": -0.1},
+        {"top_p": 0},
+        {"seed": True},
+        {"seed": 1.0},
+    ):
+        with pytest.raises(ValidationError):
+            chat(**bad)
+    assert chat(seed=-(2**100)).seed == -(2**100)  # any integer: the library maps it onto numpy's range
+
+
+def test_validation_errors_are_one_sentence_naming_the_parameter() -> None:
+    def describe(body: dict) -> tuple[str, str | None]:
+        with pytest.raises(ValidationError) as e:
+            S.ChatCompletionRequest.model_validate(body)
+        return V.describe_validation_error(e.value)
+
+    image = {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}
+    assert describe({"messages": [image]}) == (
+        "messages[0].content[1]: only text content parts are supported (these are text-only models)",
+        "messages[0].content[1]",
+    )
+    msg, param = describe({"messages": [{"role": "user", "content": 5}]})
+    assert param == "messages[0].content" and "more problem" not in msg  # no union noise
+    assert describe({"messages": MSG, "alpha": True}) == ("alpha must be a number, got true", "alpha")
+    assert describe({"messages": MSG, "stop": 3})[0] == "stop must be a string or an array of strings, got 3"
+    assert describe({"messages": MSG, "tools": []})[1] == "tools"
+
+
+def test_json_depth_counts_brackets_outside_strings_in_linear_time() -> None:
+    assert V.json_depth(b'{"a": [[1], {"b": []}]}') == 5  # few brackets: the cheap bound
+    assert V.json_depth(b'{"a": "' + b"[" * 1000 + b'"}') == 1
+    assert V.json_depth(b'{"a": "\\"' + b"[" * 1000 + b'"}') == 1  # an escaped quote does not end the string
+    assert V.json_depth(b"[" * 70 + b"]" * 70) == 70
+    t0 = time.perf_counter()
+    assert V.json_depth(b'"' + b'\\"[' * 1_000_000) == 0  # unterminated: no quadratic rescanning
+    assert V.json_depth(b'[""' * 1_000_000) == 1_000_000
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle", "param"),
+    [
+        (b'{"temperature": NaN}', "NaN is not a JSON number", "temperature"),
+        (b'{"a": [1, -Infinity]}', "-Infinity", "a[1]"),
+        (b'{"top_p": 1e400}', "out of range", "top_p"),
+        (b'{"max_tokens": ' + b"9" * 5000 + b"}", "max_tokens is over this server's limit of 8", "max_tokens"),
+        (b'{"seed": -' + b"9" * 5000 + b"}", "too large", "seed"),
+        (b'{"m": [{"x": 1, "x": 2}]}', "duplicate key 'x'", "m[0]"),
+        (b'{"messages": [{"content": "\\udbff"}]}', "lone UTF-16 surrogate", "messages[0].content"),
+        (b"[" * 100_000, "levels deep", None),
+        (b"\xef\xbb\xbf{}", "byte-order mark", None),
+        (b'{"a": "\xed\xa0\x80"}', "not valid UTF-8", None),
+    ],
+)
+def test_decode_body_refuses_what_python_json_accepts(raw: bytes, needle: str, param: str | None) -> None:
+    with pytest.raises(S.BadRequest) as e:
+        V.decode_body(raw, max_tokens_limit=8)
+    assert needle in str(e.value) and e.value.param == param and e.value.status == 400
+
+
+def test_decode_body_keeps_valid_unicode_and_numbers() -> None:
+    assert V.decode_body(b'{"a": "\\ud83d\\ude00", "b": [1, 2.5, -0.0, 1e308], "c": "[[{{"}') == {
+        "a": "\U0001f600",
+        "b": [1, 2.5, -0.0, 1e308],
+        "c": "[[{{",
+    }
+
+
+def test_config_takes_any_integer_seed_and_only_finite_temperatures() -> None:
+    from alignbeam.api import _numpy_seed
+    from alignbeam.errors import ConfigError
+
+    for seed in (-1, 0, 2**64, -(2**200)):
+        AlignBeamConfig(seed=seed)
+    for bad in ({"seed": True}, {"seed": 1.5}, {"temperature": float("nan")}, {"temperature": float("inf")}):
+        with pytest.raises(ConfigError):
+            AlignBeamConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="temperature"):
+        AlignBeamConfig(temperature=True)
+    assert _numpy_seed(None) is None and _numpy_seed(3) == 3 and _numpy_seed(-1) == 2**64 - 1
+    a = np.random.default_rng(_numpy_seed(-7)).random(3)
+    assert np.array_equal(a, np.random.default_rng(_numpy_seed(-7)).random(3))  # deterministic

@@ -37,6 +37,14 @@ def eval_cmd(
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", "-n", help="Override the suite's")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed for subsets (default: the suite's)")] = None,
     validate_grader: Annotated[bool, typer.Option(help="First measure the refusal grader on human labels")] = False,
+    allow_unsandboxed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsandboxed",
+            help="Let HumanEval/MBPP scoring run generated code as root without a sandbox when bubblewrap is "
+            "unusable (a risk: that code can read and write anything root can). Default: refuse",
+        ),
+    ] = False,
     *,
     models: ModelOptions,
 ) -> None:
@@ -118,6 +126,7 @@ def eval_cmd(
                 out_dir,
                 lengths,
                 on_progress=lambda name: prog.update(task, advance=1, description=f"eval: {name}"),
+                allow_unsandboxed=allow_unsandboxed,
             )
         summary = report.write(out_dir, records, f"AlignBeam evaluation: {the_suite.name}", cmd)
     except AlignBeamError as e:

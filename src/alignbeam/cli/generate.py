@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from alignbeam.api import Result
 from alignbeam.cli.common import console, err_console, fail
 from alignbeam.cli.options import ModelOptions, check_knobs, with_knobs, with_models
 from alignbeam.errors import AlignBeamError
@@ -40,6 +41,27 @@ def trace_table(res: Any) -> Table:
     return t
 
 
+def _stream_to_console(ab: Any, prompt: Any, trace: bool, system: str | None, knobs: dict[str, Any]) -> Any:
+    """Print the response as it is generated; returns the Result. Text comes token by token where the
+    configuration allows it (early judging, or a request gated to the draft alone); with full judging every
+    candidate must be finished and judged first, so a spinner runs until the chosen text arrives."""
+    status = console.status("generating...")
+    status.start()
+    shown = False  # the spinner stops at the first piece of text
+    try:
+        for item in ab.stream(prompt, trace=trace, system=system, **knobs):
+            if isinstance(item, Result):
+                console.print()
+                return item
+            if not shown:
+                status.stop()
+                shown = True
+            console.print(item, end="", markup=False, highlight=False, soft_wrap=True)
+    finally:
+        status.stop()
+    raise AssertionError("the stream ended without a result")  # AlignBeam.stream always ends with one
+
+
 @with_models
 @with_knobs
 def generate(
@@ -58,6 +80,12 @@ def generate(
     try:
         check_knobs(models.preset, knobs)
         ab = models.build(console)
+        if not (json_out or baseline):  # plain output: the text as it comes
+            res = _stream_to_console(ab, prompt, trace, system, knobs)
+            if trace and res.trace is not None:
+                console.print(trace_table(res))
+                console.print("timings (ms): " + ", ".join(f"{k}={v:.0f}" for k, v in res.trace.timings_ms.items()))
+            return
         with console.status("generating..."):
             res = ab.generate(prompt, trace=trace or json_out, system=system, **knobs)
             base = (
@@ -73,15 +101,13 @@ def generate(
             out["draft_alone"] = base.to_dict()
         console.print_json(data=out)
         return
-    if base is not None:
+    if base is not None:  # --baseline (the only way here without --json)
         from rich.columns import Columns
         from rich.panel import Panel
 
         console.print(
             Columns([Panel(base.text, title="draft alone", width=60), Panel(res.text, title="AlignBeam", width=60)])
         )
-    else:
-        console.print(res.text, markup=False, highlight=False)
     if trace and res.trace is not None:
         console.print(trace_table(res))
         console.print("timings (ms): " + ", ".join(f"{k}={v:.0f}" for k, v in res.trace.timings_ms.items()))
@@ -119,14 +145,12 @@ def chat(
             continue
         history.append({"role": "user", "content": line})
         try:
-            with console.status("thinking..."):
-                res = ab.generate(history, trace=trace, system=system, **knobs)
+            console.print("[bold green]assistant>[/] ", end="")
+            res = _stream_to_console(ab, history, trace, system, knobs)
         except AlignBeamError as e:
             err_console.print(f"[red]error:[/] {e}")
             history.pop()
             continue
-        console.print("[bold green]assistant>[/] ", end="")
-        console.print(res.text, markup=False, highlight=False)
         if trace and res.trace is not None:
             console.print(trace_table(res))
         history.append({"role": "assistant", "content": res.text})

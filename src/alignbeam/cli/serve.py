@@ -27,6 +27,10 @@ def serve(
     max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for")] = 1024,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait while one generates; more get 429")] = 32,
     served_model_name: Annotated[str, typer.Option(help="Model id reported by /v1/models")] = "alignbeam",
+    shutdown_grace: Annotated[
+        float,
+        typer.Option(help="Seconds waiting requests may still be served after SIGTERM; then they get 503", min=0),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
     *,
     models: ModelOptions,
@@ -49,6 +53,7 @@ def serve(
             max_tokens_limit=max_tokens_limit,
             max_queue=max_queue,
             served_model_name=served_model_name,
+            shutdown_grace_s=shutdown_grace,
         )
     except (AlignBeamError, ValueError) as e:
         fail(e)

@@ -9,6 +9,7 @@ method's side, so the algorithm never knows whether llama.cpp or transformers ru
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,12 +58,44 @@ class Tokenizer(ABC):
         """The conversation in this model's own chat template, as text (special markup included)."""
 
     def encode_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
-        """The prompt ids for a conversation, BOS included when the model wants one."""
+        """The prompt ids for a conversation, BOS included when the model wants one. The template's markup is
+        parsed as special tokens, the messages' own text never is (`encode_trusted`)."""
         text = self.render_chat(messages, add_generation_prompt)
-        ids = self.encode(text, parse_special=True)
+        contents = [m["content"] for m in messages]
+        if any(c not in text and self.has_markup(c) for c in contents):
+            # the template rewrote a message that holds markup: defuse that markup before rendering instead
+            messages = [
+                {**m, "content": _defuse(m["content"])} if self.has_markup(m["content"]) else m for m in messages
+            ]
+            text = self.render_chat(messages, add_generation_prompt)
+            contents = [m["content"] for m in messages]
+        ids = self.encode_trusted(text, contents)
         if self.add_bos and self.bos_id is not None and (not ids or ids[0] != self.bos_id):
             ids = [self.bos_id, *ids]
         return ids
+
+    def encode_trusted(self, text: str, untrusted: Sequence[str] = ()) -> list[int]:
+        """Ids of `text`, a rendered prompt whose markup is parsed as special tokens, except inside the
+        `untrusted` substrings (what a user or a model wrote): there, "<|im_end|>" typed as text stays text, so a
+        message cannot close its own turn or open a new one for any model.
+
+        Text without special-token markup encodes exactly as before (one call); only a prompt whose untrusted
+        parts contain markup is split around them, each part encoded on its own.
+        """
+        risky = sorted({u for u in untrusted if u and self.has_markup(u)}, key=len)
+        if not risky:
+            return self.encode(text, parse_special=True)
+        ids: list[int] = []
+        pos = 0
+        pattern = re.compile("|".join(re.escape(u) for u in reversed(risky)))  # longest first
+        for m in pattern.finditer(text):
+            ids += self.encode(text[pos : m.start()], parse_special=True) + self.encode(m.group())
+            pos = m.end()
+        return ids + self.encode(text[pos:], parse_special=True)
+
+    def has_markup(self, text: str) -> bool:
+        """Whether `text` holds special-token markup (it encodes differently with markup parsed)."""
+        return bool(text) and self.encode(text, parse_special=True) != self.encode(text)
 
     def fingerprint(self) -> str:
         """Identifies the vocabulary (for caches keyed on tokenizer pairs); cheap after the first call."""
@@ -142,6 +175,17 @@ class Model(ABC):
         """Tokens all open sessions may hold together (None: no shared limit)."""
         return None
 
+    @property
+    def max_sessions(self) -> int | None:
+        """Sessions that may be open at once (llama.cpp's sequence slots; None: no fixed limit). A request that
+        needs more is refused before anything opens."""
+        return None
+
+    @property
+    def free_sessions(self) -> int | None:
+        """Sessions that could be opened now (None: no fixed limit); /health reports a shortfall."""
+        return None
+
     @abstractmethod
     def session(self, tokens: Sequence[int] = ()) -> Session:
         """Open a session, prefilled with `tokens`."""
@@ -170,6 +214,12 @@ class Model(ABC):
                 out.append(t)
                 s.extend([t])
         return out
+
+
+def _defuse(text: str) -> str:
+    """Markup made plain text for any template: a zero-width space after each "<" ("<|im_end|>", "<eos>",
+    "<start_of_turn>"), used only where a chat template rewrote a message so it cannot be encoded apart."""
+    return text.replace("<", "<\u200b")
 
 
 def eog_index(tokenizer: Tokenizer) -> np.ndarray | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from alignbeam.engines import chat
 from alignbeam.engines.base import Message, Model, ModelInfo, Session, Tokenizer
-from alignbeam.errors import AlignBeamError, ContextOverflowError, ModelLoadError
+from alignbeam.errors import AlignBeamError, ContextOverflowError, EngineBusyError, ModelLoadError
 
 _ATTR_SPECIAL = 1 | 2 | 8  # UNKNOWN | UNUSED | CONTROL
 _backend_ready = False
@@ -243,6 +243,7 @@ class LlamaCppModel(Model):
         self._n_batch = n_batch
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
         self._free_ids = list(range(n_seq_max - 1, -1, -1))
+        self._n_seq_max = n_seq_max
         self.tokenizer = LlamaTokenizer(lib, self._model)
         self._n_vocab = self.tokenizer.vocab_size
         self.info = ModelInfo(
@@ -258,6 +259,14 @@ class LlamaCppModel(Model):
     def kv_capacity(self) -> int | None:
         return self._total_ctx
 
+    @property
+    def max_sessions(self) -> int | None:
+        return self._n_seq_max
+
+    @property
+    def free_sessions(self) -> int | None:
+        return len(self._free_ids)
+
     # -- sessions ---------------------------------------------------------------------------------
     def session(self, tokens: Sequence[int] = ()) -> LlamaSession:
         s = self._new_session()
@@ -267,9 +276,9 @@ class LlamaCppModel(Model):
 
     def _new_session(self) -> LlamaSession:
         if not self._free_ids:
-            raise AlignBeamError(
-                "all llama.cpp sequence slots are in use: close finished sessions or load the model with a "
-                "larger n_seq_max"
+            raise EngineBusyError(
+                f"all {self._n_seq_max} llama.cpp sequence slots of {self.name} are in use: retry when running "
+                "requests finish, or load the model with a larger n_seq_max"
             )
         return LlamaSession(self, self._free_ids.pop())
 

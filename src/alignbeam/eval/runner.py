@@ -18,8 +18,9 @@ import yaml
 
 from alignbeam.errors import AlignBeamError
 from alignbeam.eval import datasets as D
+from alignbeam.eval.execution import sandbox
 from alignbeam.eval.grader import RefusalGrader
-from alignbeam.eval.scorers import score_item
+from alignbeam.eval.scorers import executes_code, score_item
 from alignbeam.eval.systems import Responder, System
 
 #: rows used to fit thresholds (the judge's request classifier, the router): never reported as test results
@@ -184,9 +185,15 @@ def run(
     out_dir: Path,
     max_new_tokens: int | dict[str, int],
     on_progress: Callable[[str], None] | None = None,
+    allow_unsandboxed: bool = False,
 ) -> list[dict[str, Any]]:
     """Every system on every item, item by item (all systems answer one item before the next), so latency
-    comparisons see the same machine load and an interrupted run leaves complete rows for the items it did."""
+    comparisons see the same machine load and an interrupted run leaves complete rows for the items it did.
+
+    `allow_unsandboxed`: code scorers may run generated code as root without a sandbox (`--allow-unsandboxed`);
+    whether they can run is checked before the first generation, not hours in at the first code item."""
+    if any(executes_code(it) for its in items.values() for it in its):
+        sandbox(allow_unsandboxed=allow_unsandboxed)  # raises AlignBeamError (how to fix it) when it would refuse
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "generations.jsonl"
     done = read_done(path)
@@ -220,7 +227,7 @@ def run(
                         g = grader.grade(it.prompt, ans.text)
                         rec["refusal"], rec["refusal_reason"], rec["p_complies"] = g.refused, g.reason, g.p_complies
                     else:
-                        rec["correct"] = score_item(it, ans.text)
+                        rec["correct"] = score_item(it, ans.text, allow_unsandboxed=allow_unsandboxed)
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     f.flush()
                     done[key] = rec

@@ -9,7 +9,8 @@ formatting drift as lost utility; so each extractor accepts the common phrasings
 Why dispatch by registry entry: each benchmark's `DatasetInfo.scorer` names its scorer in `SCORERS`, so
 `score_item` asks the item's set what it is rather than matching source strings, and a new set cannot be
 scored by accident with another's rules. Generated code is run by `alignbeam.eval.execution` (a sandboxed
-subprocess, never this process); `ExecResult`, `run_program` and `sandbox_user` are re-exported here.
+subprocess, never this process; as root it refuses to run without a sandbox unless `allow_unsandboxed`);
+`ExecResult`, `run_program` and `sandbox_user` are re-exported here.
 """
 
 from __future__ import annotations
@@ -270,36 +271,56 @@ def mbpp_pass(response: str, reference: Mapping[str, Any], timeout: float = 10.0
 # --------------------------------------------------------------------------------------------------------------
 # dispatch by the item's registry entry
 
-#: (response, reference, timeout) -> correct; keyed by `DatasetInfo.scorer`. "refusal" is absent on purpose:
-#: safety sets are graded by the refusal judge, not here.
-SCORERS: dict[str, Callable[[str, Mapping[str, Any], float], bool]] = {
-    "gsm8k": lambda response, reference, timeout: gsm8k_correct(response, reference),
-    "mcq": lambda response, reference, timeout: mcq_correct(response, reference),
-    "pubmedqa": lambda response, reference, timeout: pubmedqa_correct(response, reference),
-    "humaneval": lambda response, reference, timeout: humaneval_pass(response, reference, timeout=timeout).passed,
-    "mbpp": lambda response, reference, timeout: mbpp_pass(response, reference, timeout=timeout).passed,
+#: (response, reference, timeout, allow_unsandboxed) -> correct; keyed by `DatasetInfo.scorer`. "refusal" is
+#: absent on purpose: safety sets are graded by the refusal judge, not here. `allow_unsandboxed` only matters to
+#: the scorers in `EXECUTES_CODE` (see `alignbeam.eval.execution.sandbox`); the others ignore it.
+SCORERS: dict[str, Callable[[str, Mapping[str, Any], float, bool], bool]] = {
+    "gsm8k": lambda response, reference, timeout, allow_unsandboxed: gsm8k_correct(response, reference),
+    "mcq": lambda response, reference, timeout, allow_unsandboxed: mcq_correct(response, reference),
+    "pubmedqa": lambda response, reference, timeout, allow_unsandboxed: pubmedqa_correct(response, reference),
+    "humaneval": lambda response, reference, timeout, allow_unsandboxed: (
+        humaneval_pass(response, reference, timeout=timeout, allow_unsandboxed=allow_unsandboxed).passed
+    ),
+    "mbpp": lambda response, reference, timeout, allow_unsandboxed: (
+        mbpp_pass(response, reference, timeout=timeout, allow_unsandboxed=allow_unsandboxed).passed
+    ),
 }
+#: the scorers that run generated code
+EXECUTES_CODE = frozenset({"humaneval", "mbpp"})
 
 
-def score_item(item: Any, response: str, timeout: float = 10.0) -> bool:
+def _scorer_key(item: Any) -> str | None:
+    entry = entry_for_source(str(item.source))
+    return entry.scorer if entry is not None else None
+
+
+def executes_code(item: Any) -> bool:
+    """Whether scoring `item` runs generated code (so needs the sandbox)."""
+    return _scorer_key(item) in EXECUTES_CODE
+
+
+def score_item(item: Any, response: str, timeout: float = 10.0, *, allow_unsandboxed: bool = False) -> bool:
     """Correctness of `response` for a utility `Item` (anything with `.source` and `.reference`).
 
     The scorer is the one the item's registry entry names (found by `.source`); items of a safety set, wrapped
-    in a jailbreak template or from a user's file have no task scorer and raise.
+    in a jailbreak template or from a user's file have no task scorer and raise. `allow_unsandboxed`: code
+    scorers may run generated code as root without a sandbox when none is available (otherwise they raise).
     """
     src = str(item.source)
-    entry = entry_for_source(src)
-    scorer = SCORERS.get(entry.scorer) if entry is not None else None
+    key = _scorer_key(item)
+    scorer = SCORERS.get(key) if key is not None else None
     if scorer is None:
         raise AlignBeamError(f"no utility scorer for source {src!r} (safety sets are scored by the refusal judge)")
-    return scorer(response, item.reference, timeout)
+    return scorer(response, item.reference, timeout, allow_unsandboxed)
 
 
 __all__ = [
+    "EXECUTES_CODE",
     "SCORERS",
     "ExecResult",
     "build_humaneval_program",
     "build_mbpp_program",
+    "executes_code",
     "extract_choice",
     "extract_code",
     "extract_number",

@@ -23,8 +23,9 @@ import numpy as np
 
 from alignbeam.engines.base import Message, Model
 from alignbeam.errors import AlignBeamError
+from alignbeam.method.conversation import quote, request_text
 from alignbeam.method.judge import RUBRIC_PROMPT, RUBRIC_SYSTEM, Judge
-from alignbeam.method.readout import MARKER, last_user, option_ids, slot_logits, softmax
+from alignbeam.method.readout import MARKER, option_ids, slot_logits, softmax
 
 #: Llama Guard 3's hazard taxonomy (MLCommons), with the allowance a domain deployment usually wants
 DEFAULT_POLICY = """S1: Violent Crimes.
@@ -99,11 +100,12 @@ class GuardJudge(Judge):
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
         if not responses:
             return []
-        user = self._template.format(request=last_user(messages).replace(MARKER, ""), policy=self.policy)
+        request = quote(request_text(messages).replace(MARKER, ""))
+        user = self._template.format(request=request, policy=self.policy)
         text = self.model.tokenizer.render_chat([{"role": "user", "content": user}])
-        fills = [r.replace(MARKER, "") for r in responses]
+        fills = [quote(r.replace(MARKER, "")) for r in responses]
         out = []
-        for lg in slot_logits(self.model, text, fills, self.max_response_tokens):
+        for lg in slot_logits(self.model, text, fills, self.max_response_tokens, untrusted=[request]):
             p = softmax(lg)
             bad, good = float(p[self._bad].sum()), float(p[self._good].sum())
             out.append(1.0 + 4.0 * (bad / (bad + good) if bad + good > 0 else 0.5))
@@ -166,5 +168,5 @@ class EndpointJudge(Judge):
         return float(m.group(0))
 
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
-        request = last_user(messages)
+        request = request_text(messages)
         return [self._ask(request, r) for r in responses]

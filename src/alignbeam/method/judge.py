@@ -33,11 +33,11 @@ import numpy as np
 
 from alignbeam.engines.base import Message, Model
 from alignbeam.errors import AlignBeamError
+from alignbeam.method.conversation import quote, request_text, request_views
 from alignbeam.method.probe import RequestProbe, find_probe, prompt_fingerprint_of
 from alignbeam.method.readout import (
     MARKER,
     ids_with_bos,
-    last_user,
     log_odds,
     option_ids,
     render,
@@ -194,14 +194,19 @@ class SafetyJudge(Judge):
         return hashlib.sha1(key.encode()).hexdigest()[:10]
 
     def request_margin(self, messages: Sequence[Message]) -> float:
-        """The request probe's score, else log P(UNSAFE) - log P(SAFE), for the last user turn; remembered, since
-        gating and scoring both ask."""
-        request = last_user(messages)
+        """The request probe's score, else log P(UNSAFE) - log P(SAFE): the highest over the conversation's views
+        (its last user turn, the pieces of it around injected frame markers, the system message, earlier turns and
+        the transcript: conversation.request_views), so a harmful request cannot hide outside the last turn."""
+        return max(self._margin(view) for view in request_views(messages))
+
+    def _margin(self, request: str) -> float:
+        """One view's margin; remembered, since gating and scoring both ask."""
         if request not in self._margins:
-            text = render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=request), "Answer:")
+            quoted = quote(request)
+            text = render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=quoted), "Answer:")
             if len(self._margins) >= 256:
                 self._margins.pop(next(iter(self._margins)))
-            logits = self._plain(text)
+            logits = self._plain(text, quoted)
             self._margins[request] = (
                 self._probe.score(logits) if self._probe is not None else log_odds(logits, self._unsafe, self._safe)
             )
@@ -213,17 +218,18 @@ class SafetyJudge(Judge):
     def clear_cache(self) -> None:
         self._margins.clear()
 
-    def _plain(self, text: str) -> np.ndarray:
-        with self.model.session(ids_with_bos(self.model, text)) as s:
+    def _plain(self, text: str, untrusted: str) -> np.ndarray:
+        with self.model.session(ids_with_bos(self.model, text, [untrusted])) as s:
             return s.logits()
 
     def p_harmful_request(self, messages: Sequence[Message]) -> float:
         return sigmoid((self.request_margin(messages) - self.harm_center) / self.harm_scale)
 
     def p_complies(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
-        request = last_user(messages).replace(MARKER, "")
+        request = quote(request_text(messages).replace(MARKER, ""))
         text = render(self.model, COMPLY_SYSTEM, COMPLY_PROMPT.format(request=request), "Answer:")
-        logits = slot_logits(self.model, text, [r.replace(MARKER, "") for r in responses], self.max_response_tokens)
+        fills = [quote(r.replace(MARKER, "")) for r in responses]
+        logits = slot_logits(self.model, text, fills, self.max_response_tokens, untrusted=[request])
         out = []
         for lg, r in zip(logits, responses, strict=True):
             p = sigmoid(log_odds(lg, self._yes, self._no))
@@ -280,9 +286,10 @@ class RubricJudge(Judge):
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
         if not responses:
             return []
-        request = last_user(messages).replace(MARKER, "")
+        request = quote(request_text(messages).replace(MARKER, ""))
         text = render(self.model, RUBRIC_SYSTEM, RUBRIC_PROMPT.format(request=request), "Rating:")
-        logits = slot_logits(self.model, text, [r.replace(MARKER, "") for r in responses], self.max_response_tokens)
+        fills = [quote(r.replace(MARKER, "")) for r in responses]
+        logits = slot_logits(self.model, text, fills, self.max_response_tokens, untrusted=[request])
         out = []
         for lg in logits:
             p = softmax(lg)

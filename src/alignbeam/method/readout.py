@@ -15,18 +15,12 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from alignbeam.engines.base import Message, Model
+from alignbeam.engines.base import Model
 from alignbeam.errors import AlignBeamError
 
 #: where the text to judge goes in a prompt template: a string no request or candidate can contain (callers strip
 #: it from untrusted text), so splitting on it always finds the one slot
 MARKER = "\u0000SLOT\u0000"
-
-
-def last_user(messages: Sequence[Message]) -> str:
-    """The request a judge rates: the last user turn ("" when there is none)."""
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    return users[-1] if users else ""
 
 
 def render(model: Model, system: str, user: str, answer_start: str) -> str:
@@ -50,16 +44,22 @@ def option_ids(model: Model, words: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def ids_with_bos(model: Model, text: str) -> list[int]:
-    """Ids of a rendered prompt (chat markup parsed as special tokens), with BOS first when the model wants one:
-    `Tokenizer.encode` never adds it, and a session opened on these ids is the start of the model's input."""
+def ids_with_bos(model: Model, text: str, untrusted: Sequence[str] = ()) -> list[int]:
+    """Ids of a rendered prompt (chat markup parsed as special tokens, except inside the `untrusted` parts: the
+    request or response it quotes), with BOS first when the model wants one: `Tokenizer.encode` never adds it,
+    and a session opened on these ids is the start of the model's input."""
     tok = model.tokenizer
-    ids = tok.encode(text, parse_special=True)
+    ids = tok.encode_trusted(text, untrusted)
     return [tok.bos_id, *ids] if tok.add_bos and tok.bos_id is not None else ids
 
 
 def iter_slot_logits(
-    model: Model, template: str, fills: Sequence[str], max_fill_tokens: int, batch: int | None = None
+    model: Model,
+    template: str,
+    fills: Sequence[str],
+    max_fill_tokens: int,
+    batch: int | None = None,
+    untrusted: Sequence[str] = (),
 ) -> Iterator[list[np.ndarray]]:
     """Next-token logits after `template` with MARKER replaced by each fill, `batch` fills per batched step (all
     at once when None). The head before MARKER is read once for all of them; a caller can store each batch's
@@ -71,7 +71,7 @@ def iter_slot_logits(
     head, tail = template.split(MARKER)
     tail_ids = tok.encode(tail, parse_special=True)
     size = batch or max(1, len(fills))
-    with model.session(ids_with_bos(model, head)) as base:
+    with model.session(ids_with_bos(model, head, untrusted)) as base:
         for i in range(0, len(fills), size):
             suffixes = [
                 (tok.encode(f)[:max_fill_tokens] or tok.encode("(empty)")) + tail_ids for f in fills[i : i + size]
@@ -85,9 +85,12 @@ def iter_slot_logits(
                     f.close()
 
 
-def slot_logits(model: Model, template: str, fills: Sequence[str], max_fill_tokens: int) -> list[np.ndarray]:
+def slot_logits(
+    model: Model, template: str, fills: Sequence[str], max_fill_tokens: int, untrusted: Sequence[str] = ()
+) -> list[np.ndarray]:
     """`iter_slot_logits` in one batch: the K candidates of one request."""
-    return [lg for chunk in iter_slot_logits(model, template, fills, max_fill_tokens) for lg in chunk]
+    chunks = iter_slot_logits(model, template, fills, max_fill_tokens, untrusted=untrusted)
+    return [lg for chunk in chunks for lg in chunk]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

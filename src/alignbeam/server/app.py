@@ -9,8 +9,13 @@ Design choices, and why:
 - Everything a client can get wrong is checked before a request queues (body, fields, knob ranges via
   `AlignBeamConfig`, max_tokens limit, conversation shape), and answered 400 in OpenAI's error shape, so a bad
   request never waits behind others only to fail, and never shows up as a 500.
-- The body is parsed by hand rather than by FastAPI's body binding: that is what turns invalid UTF-8, invalid JSON
-  and unknown fields into one consistent 400 with a readable message (FastAPI would answer 422 with a list).
+- The body is read by hand and validated in one place, `schemas.read_request`, rather than by FastAPI's body
+  binding: that is what turns invalid UTF-8, too-deep or non-finite JSON, lone surrogates and unknown fields into
+  one consistent 400 with a readable message that names the parameter (FastAPI would answer 422 with a list).
+- Shutdown (SIGTERM) has a grace period: new requests get 503 at once, waiting ones may still run for
+  `shutdown_grace_s`, then those still waiting get 503 (`shutting_down`) and a running stream stops at its next
+  token. The runner calls `app.state.begin_shutdown` when uvicorn starts shutting down, before it waits for the
+  open connections (the lifespan's shutdown only comes after them).
 - The trace is always requested from the library (it is cheap) so the access log and /metrics have the per-phase
   timings; it is only returned when the request sets `return_trace`.
 """
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,15 +32,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alignbeam.api import AlignBeam, Result, to_messages
 from alignbeam.errors import AlignBeamError
 from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
+from alignbeam.server import validation as V
 from alignbeam.server.access import CLIENT_CLOSED, AccessLog, log_info
-from alignbeam.server.errors import JSON, BadRequest, api_error, dumps, error_for
+from alignbeam.server.errors import JSON, BadRequest, api_error, dumps, error_for, log
 from alignbeam.server.metrics import Metrics
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed, QueueFull
 
@@ -49,6 +53,7 @@ def create_app(
     served_model_name: str = "alignbeam",
     max_body_bytes: int = 4 * 1024 * 1024,
     poll_interval_s: float = 0.25,
+    shutdown_grace_s: float = 30.0,
 ) -> FastAPI:
     """Build the server for a loaded `AlignBeam`.
 
@@ -56,9 +61,13 @@ def create_app(
     and scrapers). max_tokens_limit: the largest max_tokens a request may ask for (also the default when the
     pipeline's own max_new_tokens is larger). max_queue: requests allowed to wait while one generates; more get
     429. poll_interval_s: how often a waiting request checks whether its client is still there.
+    shutdown_grace_s: on shutdown, how long requests already waiting in line may still be served; after it they
+    get 503 (`shutting_down`) and a running stream stops at its next token (a running whole generation finishes).
     """
     if max_tokens_limit < 1:
         raise ValueError("max_tokens_limit must be >= 1")
+    if not shutdown_grace_s >= 0:
+        raise ValueError("shutdown_grace_s must be >= 0")
     queue = GenerationQueue(max_queue)
     default_max_tokens = min(ab.config.max_new_tokens, max_tokens_limit)
     metrics = Metrics(
@@ -84,10 +93,36 @@ def create_app(
     app.state.metrics = metrics
     app.add_middleware(AccessLog, metrics=metrics)
 
+    def begin_shutdown() -> None:
+        """Called on the event loop when shutdown starts (SIGTERM): take no new requests, and give the waiting
+        ones `shutdown_grace_s` before they are answered 503."""
+        if queue.closed:
+            return
+        queue.close()
+        if queue.waiting or queue.running:
+            log.warning(
+                "shutting down: %d request(s) waiting, %d running; waiting ones get 503 after %g s",
+                queue.waiting,
+                queue.running,
+                shutdown_grace_s,
+            )
+
+        def expire() -> None:
+            n = queue.abandon(
+                f"the server is shutting down: this request was still waiting after the {shutdown_grace_s:g} s "
+                "shutdown grace period; retry on another instance"
+            )
+            if n:
+                log.warning("shutdown grace period over: %d waiting request(s) answered 503", n)
+
+        asyncio.get_running_loop().call_later(shutdown_grace_s, expire)
+
+    app.state.begin_shutdown = begin_shutdown
+
     # -- error handlers: every error leaves in OpenAI's shape ----------------------------------------------
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSON:
-        msg, param = S.describe_validation_error(list(exc.errors()))
+        msg, param = V.describe_validation_error(list(exc.errors()))
         return api_error(400, msg, param)
 
     @app.exception_handler(StarletteHTTPException)
@@ -113,7 +148,7 @@ def create_app(
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    async def read_json(request: Request) -> Any:
+    async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise BadRequest(f"the request body is over {max_body_bytes} bytes", status=413)
@@ -123,17 +158,7 @@ def create_app(
             if size > max_body_bytes:
                 raise BadRequest(f"the request body is over {max_body_bytes} bytes", status=413)
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw.strip():
-            raise BadRequest("the request body is empty: send a JSON object")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise BadRequest(f"the request body is not valid UTF-8 (byte {e.start}): send UTF-8 encoded JSON") from e
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BadRequest(f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+        return b"".join(chunks)
 
     async def wait_for(job: Job, request: Request, first_event: bool) -> tuple[bool, Any]:
         """Wait for the job to finish (first_event=False) or to emit its first event, checking every
@@ -172,33 +197,17 @@ def create_app(
             return unauthorized()
         prompt_param = "messages" if chat else "prompt"
         try:
-            data = await read_json(request)
-            req = S.parse(S.ChatCompletionRequest if chat else S.CompletionRequest, data)
+            raw = await read_body(request)
+            req = V.read_request(S.ChatCompletionRequest if chat else S.CompletionRequest, raw, max_tokens_limit)
         except BadRequest as e:
             return api_error(e.status, str(e), e.param, e.code)
-        except ValidationError as e:
-            msg, param = S.describe_validation_error(e)
-            return api_error(400, msg, param)
-        except TypeError as e:
-            return api_error(400, str(e))
-        problem = req.unsupported()
-        if problem:
-            return api_error(400, problem, problem.split(":", 1)[0], "unsupported_parameter")
-        requested = req.requested_max_tokens()
-        if requested is not None and requested < 1:
-            return api_error(400, f"max_tokens must be >= 1, got {requested}", "max_tokens", "invalid_value")
-        if requested is not None and requested > max_tokens_limit:
-            return api_error(
-                400,
-                f"max_tokens is {requested}, over this server's limit of {max_tokens_limit} (--max-tokens-limit)",
-                "max_tokens",
-                "invalid_value",
-            )
         try:
             prompt: Any = req.prompt() if isinstance(req, S.ChatCompletionRequest) else req.prompt_text()
             messages = to_messages(prompt)
             overrides = req.overrides(default_max_tokens, ab.config.n_mix)
             cfg = ab.config.merged(**overrides)
+            if req.mode != "draft":
+                ab.check_sessions(**overrides)  # k beyond the engine's slots: 400 before the request queues
         except AlignBeamError as e:
             return error_for(e, prompt_param)
         info.update(mode=req.mode, stream=req.stream)
@@ -294,7 +303,8 @@ def create_app(
             gen = ab.stream(messages, trace=True, **overrides)
             try:
                 for item in gen:
-                    if job.cancelled.is_set():
+                    if job.cancelled.is_set():  # the client left, or the shutdown grace period is over
+                        job.emit(("error", QueueClosed("the server is shutting down: the stream was stopped")))
                         return
                     if isinstance(item, Result):
                         job.emit(("result", _with_timings(item)))
@@ -432,18 +442,38 @@ def create_app(
             return api_error(404, f"model {model_id!r} not found: this server serves {served_model_name!r}", "model")
         return JSON(S.dump(model_card()))
 
+    def engine_state() -> tuple[str, dict[str, Any]]:
+        """Each model's sequence slots: "degraded" when one has none free, or fewer than all while nothing runs
+        (sessions left open by a failed request: generation would fail until they are freed)."""
+        models = {"draft": ab.draft, "anchor": ab.anchor, "judge": getattr(ab.judge, "model", None)}
+        slots: dict[str, Any] = {}
+        degraded = False
+        for role, m in models.items():
+            cap, free = getattr(m, "max_sessions", None), getattr(m, "free_sessions", None)
+            if m is None or cap is None or free is None:
+                continue
+            slots[role] = {"free": free, "total": cap}
+            degraded |= free == 0 or (queue.running == 0 and free < cap)
+        return ("degraded" if degraded else "ok"), slots
+
     @app.get("/health", response_model=None)
     async def health() -> Response:
-        """Liveness and load: 200 while the generation worker is alive, 503 otherwise."""
-        ok = queue.alive
+        """Liveness and load: 200 while the worker is alive and the engines can serve; 503 when the worker is
+        gone ("unavailable"), the engines cannot open sessions ("degraded") or the server is draining."""
+        state, slots = engine_state()
+        if not queue.alive:
+            state = "unavailable"
+        elif getattr(queue, "closed", False):
+            state = "shutting_down"
         body = {
-            "status": "ok" if ok else "unavailable",
+            "status": state,
             "model": served_model_name,
             "draft": ab.draft.name,
             "anchor": ab.anchor.name if ab.anchor is not None else None,
             "queue": {"waiting": queue.waiting, "running": queue.running, "max_queue": queue.max_queue},
+            "slots": slots,
         }
-        return JSON(body, status_code=200 if ok else 503)
+        return JSON(body, status_code=200 if state == "ok" else 503)
 
     @app.get("/metrics", response_model=None)
     async def metrics_page() -> Response:

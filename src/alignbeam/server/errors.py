@@ -13,11 +13,14 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from alignbeam.config import AlignBeamConfig
-from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError
+from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError, EngineBusyError
 from alignbeam.server import schemas as S
 from alignbeam.server.queue import QueueClosed
+from alignbeam.server.schemas import BadRequest
 
 log = logging.getLogger("alignbeam.server")
+
+__all__ = ["JSON", "BadRequest", "api_error", "dumps", "error_for"]
 
 
 def _default(o: Any) -> Any:
@@ -37,7 +40,11 @@ def dumps(obj: Any) -> str:
 
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return dumps(content).encode("utf-8")
+        text = dumps(content)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (requests with one are refused; this is the last guard)
+            return json.dumps(content, default=_default, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 ERROR_TYPES = {
@@ -75,6 +82,8 @@ def error_for(exc: BaseException, prompt_param: str) -> JSON:
     """HTTP error for an exception from validation or generation: user errors 400, anything else 500."""
     if isinstance(exc, QueueClosed):
         return api_error(503, str(exc), code="shutting_down")
+    if isinstance(exc, EngineBusyError):  # the engine's slots are taken right now: the same request can succeed later
+        return api_error(503, str(exc), code="engine_busy", headers={"Retry-After": "5"})
     if isinstance(exc, ContextOverflowError):
         return api_error(400, str(exc), prompt_param, "context_length_exceeded")
     if isinstance(exc, ConfigError):
@@ -83,11 +92,3 @@ def error_for(exc: BaseException, prompt_param: str) -> JSON:
         return api_error(400, str(exc), prompt_param)
     log.error("generation failed", exc_info=(type(exc), exc, exc.__traceback__))
     return api_error(500, f"internal error ({type(exc).__name__}): {exc}", code="internal_error")
-
-
-class BadRequest(Exception):
-    """Raised while reading a request; becomes `api_error(status, message, param, code)`."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.param, self.code = status, param, code

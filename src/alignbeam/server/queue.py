@@ -5,6 +5,10 @@ on a single worker thread. Running them one after another in arrival order is al
 one client cannot starve another. The line is bounded so that an overloaded server says 429 at once instead of
 letting requests wait for minutes and time out anyway. A request whose client has gone away leaves the line
 (`cancel`), so abandoned requests never hold a slot or burn model time.
+
+Shutting down is two steps: `close()` refuses new work while the line drains, and `abandon()` (after the
+server's grace period) answers whatever still waits with QueueClosed (HTTP 503) and asks the running job to stop
+at its next token. `stop()` does both at once and ends the worker.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ class GenerationQueue:
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._running: Job | None = None
-        self._closed = False
+        self._closed = False  # the worker is to exit
+        self._accepting = False  # submit() takes new work (off from close() on)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -96,21 +101,40 @@ class GenerationQueue:
             if self._thread is not None:
                 return
             self._closed = False
+            self._accepting = True
             self._thread = threading.Thread(target=self._work, name="alignbeam-generation", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Refuse new work, drop what is waiting, ask a running stream to stop, and wait for the worker."""
+    def close(self) -> None:
+        """Refuse new work (submit raises QueueClosed); the waiting jobs and the running one carry on."""
         with self._cond:
-            self._closed = True
+            self._accepting = False
+
+    @property
+    def closed(self) -> bool:
+        return not self._accepting
+
+    def abandon(self, reason: str = "the server is shutting down") -> int:
+        """Answer every waiting job with QueueClosed(reason) and ask the running one to stop at its next item
+        (a stream stops; a whole generation finishes). Returns how many waiting jobs were dropped."""
+        with self._cond:
+            self._accepting = False
             dropped = list(self._waiting)
             self._waiting.clear()
             if self._running is not None:
                 self._running.cancelled.set()
+        for job in dropped:
+            job.cancelled.set()
+            _call_soon(job.loop, _resolve, job.future, None, QueueClosed(reason))
+        return len(dropped)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Refuse new work, drop what is waiting, ask a running stream to stop, and wait for the worker."""
+        self.abandon()
+        with self._cond:
+            self._closed = True
             self._cond.notify_all()
             thread, self._thread = self._thread, None
-        for job in dropped:
-            _call_soon(job.loop, _resolve, job.future, None, QueueClosed("the server is shutting down"))
         if thread is not None:
             thread.join(timeout)
 
@@ -135,7 +159,7 @@ class GenerationQueue:
         loop = asyncio.get_running_loop()
         job = Job(fn=fn, loop=loop, future=loop.create_future())
         with self._cond:
-            if self._closed or self._thread is None:
+            if self._closed or not self._accepting or self._thread is None:
                 raise QueueClosed("the server is not accepting requests (shutting down)")
             busy = self._running is not None or bool(self._waiting)
             if busy and len(self._waiting) >= self.max_queue:

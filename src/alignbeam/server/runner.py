@@ -2,21 +2,44 @@
 
 One process, one uvicorn worker: the models are loaded once and every request shares them through the
 generation queue; several uvicorn workers would each load their own copy of every model.
+
+Both run a `Server`: uvicorn's, telling the app when shutdown starts (`app.state.begin_shutdown`), because uvicorn
+waits for every open connection before the app's lifespan hears of it, and the app's shutdown grace period must
+start at the signal, not after the line has drained.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from types import TracebackType
 from typing import Any
 
+import uvicorn
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, calling the app's `state.begin_shutdown()` (if it has one) as shutdown starts."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        hook = getattr(getattr(self.config.app, "state", None), "begin_shutdown", None)
+        if callable(hook):
+            hook()
+        await super().shutdown(sockets=sockets)
+
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve `app` until interrupted. uvicorn's own access log is off: the app writes a structured one."""
-    import uvicorn
-
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    """Serve `app` until interrupted (SIGINT / SIGTERM start a graceful shutdown). uvicorn's own access log is
+    off: the app writes a structured one."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    server = Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        sys.exit(3)  # what uvicorn.run does when the server could not start (port in use, ...)
 
 
 class BackgroundServer:
@@ -27,11 +50,9 @@ class BackgroundServer:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        import uvicorn
-
         self.host = host
         self.config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
-        self.server = uvicorn.Server(self.config)
+        self.server = Server(self.config)
         self._thread: threading.Thread | None = None
         self.port = port
 

@@ -1,9 +1,17 @@
 """Request and response bodies of the OpenAI-compatible server, and how a request becomes AlignBeam overrides.
 
+Every request body is validated here, in one place (`read_request`), before it can queue: bytes -> UTF-8 ->
+bounded-depth JSON with finite numbers, no duplicate keys and no lone surrogates -> pydantic models with the
+strict types OpenAI documents -> server limits. Whatever a client gets wrong becomes one `BadRequest` with a
+readable sentence that names the parameter (`messages[0].content[1]`), answered 400 in OpenAI's error shape.
+
 Requests are strict (`extra="forbid"`): a misspelt knob (`aplha`) must be an error that names the field, not a
 silently ignored field and an answer generated with the default alpha, which a user would take for the effect of
-their setting. Knob *values* are not range-checked here: `AlignBeamConfig` is the one place that knows the valid
-ranges, so the server merges the overrides into the config and reports its `ConfigError` message as is.
+their setting. Numbers are strict too: `true` or `"0.3"` is not an alpha (pydantic's lax mode would accept both),
+while a JSON integer is a valid float (`temperature: 1`). Knob *values* are not range-checked here:
+`AlignBeamConfig` is the one place that knows the valid ranges, so the server merges the overrides into the
+config and reports its `ConfigError` message as is; only OpenAI's own documented ranges (temperature 0-2,
+top_p (0, 1], at most 4 stop sequences) are part of the schema.
 """
 
 from __future__ import annotations
@@ -11,28 +19,104 @@ from __future__ import annotations
 import time
 import typing
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, create_model
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    create_model,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from alignbeam.config import knobs
+
+#: how deeply arrays and objects may nest in a request body (a real request needs 5 levels: body, messages,
+#: message, content parts, part); deeper bodies are refused before json.loads could recurse into them
+MAX_DEPTH = 64
+#: OpenAI's documented limit on stop sequences
+MAX_STOP = 4
+
+
+class BadRequest(Exception):
+    """A request the client got wrong; becomes `api_error(status, message, param, code)`."""
+
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.param, self.code = status, param, code
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: a JSON number for a float field: an integer (1) is fine, a boolean or a string is not, and it must be finite
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+
+# Unions are discriminated by hand, with tags in angle brackets that `_path` leaves out of the parameter name:
+# pydantic's own unions report a failure once per member ("content.str: ... (and 3 more problems)").
+_TAG = "<"
+
+
+def _str_or_list(item: Any, what: str, max_items: int | None = None) -> Any:
+    """`str | list[item]`, with one error naming `what` when the value is neither."""
+
+    def kind(v: Any) -> str | None:
+        return "<str>" if isinstance(v, str) else "<list>" if isinstance(v, list) else None
+
+    items = list[item] if max_items is None else Annotated[list[item], Field(max_length=max_items)]  # type: ignore[valid-type]
+    return Annotated[
+        Annotated[str, Tag("<str>")] | Annotated[items, Tag("<list>")],
+        Discriminator(kind, custom_error_type="invalid_type", custom_error_message=f"must be {what}"),
+    ]
+
+
 class TextPart(_Strict):
     """A content part of a chat message; only text parts exist for these text-only models."""
 
     type: Literal["text"]
-    text: str
+    text: StrictStr
+
+
+class _NonTextPart(BaseModel):
+    """Any other content part (image_url, input_audio, file, ...): refused with one clear sentence."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, v: Any) -> Any:
+        raise PydanticCustomError(
+            "unsupported_content", "only text content parts are supported (these are text-only models)"
+        )
+
+
+def _part_kind(v: Any) -> str | None:
+    if not isinstance(v, dict) or "type" not in v:
+        return None
+    return "<text>" if v["type"] == "text" else "<other>"
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("<text>")] | Annotated[_NonTextPart, Tag("<other>")],
+    Discriminator(
+        _part_kind,
+        custom_error_type="invalid_type",
+        custom_error_message='must be a content part object with a "type" ("text")',
+    ),
+]
 
 
 class ChatMessage(_Strict):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
-    name: str | None = None  # accepted (clients send it) and ignored: the chat templates have no speaker names
+    content: _str_or_list(ContentPart, "a string or an array of text content parts")  # type: ignore[valid-type]
+    name: StrictStr | None = None  # accepted (clients send it) and ignored: the chat templates have no speaker names
 
     def to_alignbeam(self) -> dict[str, str]:
         """`developer` is the newer OpenAI name for `system`; content parts are joined into one string."""
@@ -46,14 +130,17 @@ class ChatMessage(_Strict):
 KNOBS = tuple(kn.name for kn in knobs() if kn.request and kn.openai is None)
 #: config fields carried by an OpenAI request field: config name -> OpenAI name (max_new_tokens -> max_tokens)
 OPENAI_FIELDS = {kn.name: kn.openai for kn in knobs() if kn.openai is not None}
+#: each config annotation's strict request type: no coercion (1.7 -> 1 for an int, "yes" -> True for a bool,
+#: true -> 1.0 for a float), and floats are finite
+_STRICT_TYPES: dict[Any, Any] = {int: StrictInt, bool: StrictBool, str: StrictStr, float: FiniteFloat}
 
 
 def _request_type(t: Any) -> Any:
     """A knob's type in a request body: optional (unset = the server's default), strict where pydantic's lax mode
-    would change the value (1.7 -> 1 for an int, "yes" -> True for a bool)."""
+    would change the value (1.7 -> 1 for an int, "yes" -> True for a bool, true -> 1.0 for a float)."""
     args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_args(t) else [t]
     base = args[0]
-    strict = {int: StrictInt, bool: StrictBool}.get(base, base)
+    strict = _STRICT_TYPES.get(base, base)
     return strict | None
 
 
@@ -72,20 +159,20 @@ class StreamOptions(_Strict):
 class _GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
     """Fields shared by /v1/chat/completions and /v1/completions: OpenAI sampling fields plus AlignBeam knobs."""
 
-    model: str | None = None  # any name is accepted: one AlignBeam pipeline is served
+    model: StrictStr | None = None  # any name is accepted: one AlignBeam pipeline is served
     max_tokens: StrictInt | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    seed: StrictInt | None = None
+    temperature: Annotated[FiniteFloat, Field(ge=0, le=2)] | None = None  # OpenAI's documented ranges
+    top_p: Annotated[FiniteFloat, Field(gt=0, le=1)] | None = None
+    stop: _str_or_list(StrictStr, "a string or an array of strings", MAX_STOP) | None = None  # type: ignore[valid-type]
+    seed: StrictInt | None = None  # any integer: the library maps it onto numpy's seed range
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: StrictInt = 1
-    user: str | None = None  # accepted and ignored
+    user: StrictStr | None = None  # accepted and ignored
     # OpenAI fields that have no counterpart here: accepted at their neutral value only, so generic clients that
     # always send them work, while a request that relies on them gets a 400 instead of a silent no-op.
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    presence_penalty: FiniteFloat | None = None
+    frequency_penalty: FiniteFloat | None = None
     logprobs: StrictBool | None = None
     # AlignBeam (the knobs themselves come from _KnobFields)
     mode: Literal["alignbeam", "draft"] = "alignbeam"
@@ -104,6 +191,10 @@ class _GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
 
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
+
+    def max_tokens_param(self) -> str:
+        """The name the request used for its length limit (reported in errors)."""
+        return "max_tokens"
 
     def overrides(self, default_max_tokens: int, default_n_mix: int) -> dict[str, Any]:
         """AlignBeamConfig overrides for this request: standard fields renamed, knobs passed through.
@@ -137,6 +228,9 @@ class ChatCompletionRequest(_GenerationRequest):
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def max_tokens_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
     def prompt(self) -> list[dict[str, str]]:
         return [m.to_alignbeam() for m in self.messages]
 
@@ -145,7 +239,7 @@ class CompletionRequest(_GenerationRequest):
     """A legacy completion. The prompt is sent as one user turn through the chat template, because the models
     AlignBeam steers are instruction models and the method (anchor and judge included) works on conversations."""
 
-    prompt: str | list[str]
+    prompt: _str_or_list(StrictStr, "a string or an array of one string")  # type: ignore[valid-type]
 
     def unsupported(self) -> str | None:
         if isinstance(self.prompt, list) and len(self.prompt) != 1:
@@ -283,40 +377,3 @@ FINISH_REASONS = {"stop": "stop", "length": "length", "refused": "content_filter
 
 def finish_reason(reason: str) -> str:
     return FINISH_REASONS.get(reason, reason)
-
-
-def describe_validation_error(err: ValidationError | list[dict[str, Any]]) -> tuple[str, str | None]:
-    """One readable sentence (and the offending parameter) for pydantic's error list.
-
-    Unknown fields are the common mistake (a misspelt knob, or an OpenAI feature this server lacks), so they
-    get a message that names the field and lists what *is* accepted.
-    """
-    errors = err.errors() if isinstance(err, ValidationError) else err
-    if not errors:
-        return "invalid request body", None
-    first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
-    if first.get("type") == "extra_forbidden":
-        field = loc[-1] if loc else "?"
-        if len(loc) == 1:
-            msg = (
-                f"unknown field {field!r}: not an OpenAI parameter this server supports nor an AlignBeam knob "
-                f"({', '.join(KNOBS)}, mode, return_trace)"
-            )
-        else:
-            msg = f"unknown field {field!r} in {'.'.join(loc[:-1])}"
-    elif first.get("type") == "missing":
-        msg = f"missing required field {param!r}"
-    else:
-        msg = f"{param or 'body'}: {first.get('msg', 'invalid value')}"
-    if len(errors) > 1:
-        msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return msg, param
-
-
-def parse(model: type[_GenerationRequest], data: Any) -> _GenerationRequest:
-    """Validate a decoded JSON body (raises pydantic's ValidationError)."""
-    if not isinstance(data, dict):
-        raise TypeError("the request body must be a JSON object")
-    return model.model_validate(data)
