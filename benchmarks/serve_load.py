@@ -5,8 +5,13 @@ each mode runs --concurrency clients that send chat completions back to back for
 still in flight at the deadline are waited for and counted). The server generates one request at a time, so
 concurrency measures queueing, not parallel speed-up: latency grows with it while throughput stays flat.
 
+`--targets inprocess,remote` runs the same load against two servers in one run: the in-process server, and
+`alignbeam serve` over llama.cpp servers (started here, one per model, for the remote engine: docs/deployment.md),
+same models and knobs; the gateway's own CPU time per request is read from /proc.
+
 Usage: python benchmarks/serve_load.py [--duration 60] [--concurrency 4] [--max-tokens 16] [--modes draft,alignbeam]
        [--url http://127.0.0.1:8000] [--api-key KEY] [--draft NAME --anchor NAME] [-K 3] [--n-threads 1]
+       [--targets inprocess,remote]
 The last line printed is one JSON object with every figure.
 """
 
@@ -16,15 +21,19 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # benign and harmful requests alike: the judge reads candidates only for requests it finds harmful, so a mix is
 # what a deployment sees
@@ -44,10 +53,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(a: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(a: argparse.Namespace, draft: str, anchor: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "alignbeam.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--draft", a.draft, "--anchor", a.anchor, "--max-queue", str(max(a.concurrency, 1) * 2)]
+    cmd += ["--draft", draft, "--anchor", anchor, "--max-queue", str(max(a.concurrency, 1) * 2)]
     cmd += ["--log-level", "warning"]
     if a.api_key:
         cmd += ["--api-key", a.api_key]
@@ -135,35 +150,18 @@ def main() -> None:
     ap.add_argument("--anchor", default="qwen2.5-coder-1.5b")
     ap.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads per model in the started server")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-request client timeout, s")
+    ap.add_argument("--targets", default="inprocess", help="inprocess | remote | inprocess,remote (one run)")
     a = ap.parse_args()
     if a.url and urlparse(a.url).hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit("--url must point at 127.0.0.1: this benchmark only loads a local server")
-    proc = None
-    url = a.url.rstrip("/") if a.url else None
-    if url is None:
-        print(f"starting a server ({a.draft} + {a.anchor})...", flush=True)
-        proc, url = start_server(a)
-    try:
-        results = {}
-        for mode in [m.strip() for m in a.modes.split(",") if m.strip()]:
-            print(f"{mode}: {a.concurrency} clients for {a.duration:.0f} s, max_tokens {a.max_tokens}...", flush=True)
-            r = asyncio.run(run_mode(url, mode, a))
-            results[mode] = r
-            print(
-                f"  {r['requests_ok']} ok, {r['errors']} errors | {r['req_per_s']:.3f} req/s, "
-                f"{r['completion_tokens_per_s']:.2f} completion tok/s | latency p50 {r['latency_p50_s']:.2f} s, "
-                f"p95 {r['latency_p95_s']:.2f} s",
-                flush=True,
-            )
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    if a.url:
+        results = load(a.url.rstrip("/"), None, a)
+    else:
+        results = {t: load(None, t, a) for t in a.targets.split(",")}
+        if len(results) == 1:
+            results = next(iter(results.values()))
     summary: dict[str, Any] = {
-        "url": url if a.url else "local subprocess",
+        "url": a.url or a.targets,
         "concurrency": a.concurrency,
         "duration_s": a.duration,
         "max_tokens": a.max_tokens,
@@ -175,7 +173,55 @@ def main() -> None:
         summary["alignbeam_latency_p50_over_draft"] = round(
             results["alignbeam"]["latency_p50_s"] / max(results["draft"]["latency_p50_s"], 1e-9), 2
         )
+    if "remote" in results and "inprocess" in results:
+        summary["remote_over_inprocess_req_per_s"] = {
+            m: round(results["remote"][m]["req_per_s"] / max(results["inprocess"][m]["req_per_s"], 1e-9), 2)
+            for m in results["remote"]
+            if m in results["inprocess"]
+        }
     print(json.dumps(summary))
+
+
+def load(url: str | None, target: str | None, a: argparse.Namespace) -> dict[str, Any]:
+    """Every mode's figures against `url`, or against a server started here for `target`."""
+    proc, servers = None, []
+    draft, anchor = a.draft, a.anchor
+    try:
+        if url is None and target == "remote":
+            from tests.conftest import LlamaServer
+
+            print(f"starting llama.cpp servers for {a.draft} and {a.anchor}...", flush=True)
+            servers = [LlamaServer(a.draft, parallel=16).start(), LlamaServer(a.anchor, parallel=16).start()]
+            draft, anchor = servers[0].url, servers[1].url
+        if url is None:
+            print(f"starting a server ({draft} + {anchor})...", flush=True)
+            proc, url = start_server(a, draft, anchor)
+        results = {}
+        for mode in [m.strip() for m in a.modes.split(",") if m.strip()]:
+            print(f"{mode}: {a.concurrency} clients for {a.duration:.0f} s, max_tokens {a.max_tokens}...", flush=True)
+            cpu0 = cpu_seconds(proc.pid) if proc is not None else None
+            r = asyncio.run(run_mode(url, mode, a))
+            if cpu0 is not None and proc is not None and r["requests_ok"]:
+                cpu = (cpu_seconds(proc.pid) - cpu0) / r["requests_ok"]
+                r["gateway_cpu_s_per_request"] = round(cpu, 4)
+                r["gateway_cpu_share_of_latency"] = round(cpu / max(r["latency_mean_s"], 1e-9), 4)
+            results[mode] = r
+            print(
+                f"  {r['requests_ok']} ok, {r['errors']} errors | {r['req_per_s']:.3f} req/s, "
+                f"{r['completion_tokens_per_s']:.2f} completion tok/s | latency p50 {r['latency_p50_s']:.2f} s, "
+                f"p95 {r['latency_p95_s']:.2f} s | server CPU per request {r.get('gateway_cpu_s_per_request')} s",
+                flush=True,
+            )
+        return results
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for s in servers:
+            s.stop()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ busy on one of the cores, every step waits for the thread that was descheduled, 
 orders of magnitude. This times the same work (a prompt prefill and greedy decoding) for each thread count, first
 on an idle host, then with `--busy` processes spinning, each setting in a fresh process so nothing is shared.
 
-Usage: python benchmarks/threads.py [--model smollm2-135m] [--threads 1,2,default] [--busy 1] [--tokens 16]
+Settings: a number of threads (decode and prefill), "all" (every core for both: the old default) or "default"
+(what the engine picks when none is given: engines.llamacpp.default_threads, every core but one).
+
+Usage: python benchmarks/threads.py [--model smollm2-135m] [--threads 1,2,all,default] [--busy 1] [--tokens 16]
 The last line is one JSON object: seconds per setting, idle and busy, and the ratio of each to the best.
 """
 
@@ -22,7 +25,8 @@ _CHILD = r"""
 import json, sys, time
 from alignbeam.engines import load_model
 name, threads, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3])
-opts = {} if threads == "default" else {"n_threads": int(threads)}
+import os
+opts = {} if threads == "default" else {"n_threads": os.cpu_count() if threads == "all" else int(threads)}
 m = load_model(name, **opts)
 prompt = m.tokenizer.encode_chat([{"role": "user", "content": "Explain how a bicycle gear works. " * 12}])
 m.generate_greedy(prompt[:32], 2)  # warm up
@@ -53,7 +57,7 @@ def run(model: str, threads: str, tokens: int, timeout: float) -> dict[str, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--threads", default="1,2,default")
+    ap.add_argument("--threads", default="1,all,default")
     ap.add_argument("--busy", type=int, default=1, help="spinning processes in the busy phase")
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--timeout", type=float, default=120.0)

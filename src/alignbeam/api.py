@@ -7,6 +7,7 @@ its overrides into an immutable config, so one object serves calls with differen
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from alignbeam.engines.base import Message, check_context
 from alignbeam.engines.chat import validate_messages
 from alignbeam.errors import AlignBeamError, ConfigError
 from alignbeam.method.bridge import Bridge
+from alignbeam.method.conversation import response_text
 from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
@@ -119,18 +121,20 @@ class AlignBeam:
         else:
             self.judge = make_judge(load_model(judge, engine=engine))
         self._bridges: dict[str, Bridge] = {}
+        self._bridge_lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------------------------------
     def bridge(self, policy: str = "drop") -> Bridge:
         """The (anchor -> draft) bridge for a policy; the table behind it is built once per pair."""
         if self.anchor is None:
             raise AlignBeamError("no anchor model: mixing needs one")
-        if policy not in self._bridges:
-            base = next(iter(self._bridges.values()), None)
-            self._bridges[policy] = (
-                base.with_policy(policy) if base else Bridge(self.anchor.tokenizer, self.draft.tokenizer, policy)
-            )
-        return self._bridges[policy]
+        with self._bridge_lock:  # requests may run at once (remote engines): build the table once
+            if policy not in self._bridges:
+                base = next(iter(self._bridges.values()), None)
+                self._bridges[policy] = (
+                    base.with_policy(policy) if base else Bridge(self.anchor.tokenizer, self.draft.tokenizer, policy)
+                )
+            return self._bridges[policy]
 
     def _encode(self, messages: list[Message], cfg: AlignBeamConfig) -> tuple[list[int], list[int] | None]:
         """The conversation in the draft's and (when it mixes) the anchor's tokens, after the one context check:
@@ -309,13 +313,14 @@ class AlignBeam:
             cands = search.finish()
             if judge is not None:
                 with timer.phase("judge"):
-                    for c, s in zip(cands, judge.score(messages, [c.text for c in cands]), strict=True):
+                    answers = [response_text(messages, c.text) for c in cands]
+                    for c, s in zip(cands, judge.score(messages, answers), strict=True):
                         c.score = s
             return cands, pick(cands)
         # Early judging: its score stays the early one, so what was streamed is never contradicted afterwards.
         search.continue_all(timer, rng, limit=cfg.n_mix + cfg.judge_after)
         with timer.phase("judge"):
-            scores = judge.score(messages, search.partial_texts())
+            scores = judge.score(messages, [response_text(messages, t) for t in search.partial_texts()])
         for c, s in zip(search.candidates, scores, strict=True):
             c.score = s
         sel = pick(search.candidates)

@@ -27,3 +27,16 @@ class ContextOverflowError(AlignBeamError):
 class EngineBusyError(AlignBeamError):
     """The engine has no room for this work right now (all sequence slots in use): a server answers 503, and the
     same request can succeed later. A request that could never fit is a ConfigError instead."""
+
+
+class BackendError(AlignBeamError):
+    """A remote serving engine (vLLM, SGLang, llama.cpp's server) is down, answered an error or sent something
+    unreadable: a server answers 503 naming the backend, and retries later succeed once it is back."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class BackendTimeoutError(BackendError):
+    """A remote serving engine did not answer within its timeout: a server answers 504 naming the backend."""

@@ -237,6 +237,39 @@ def _queue_of(srv: BackgroundServer) -> GenerationQueue:
     return srv.config.app.state.queue  # type: ignore[no-any-return,union-attr]
 
 
+def test_queue_with_several_workers_runs_jobs_at_once_in_arrival_order() -> None:
+    async def main() -> None:
+        q = GenerationQueue(max_queue=1, workers=2)
+        q.start()
+        gate = threading.Event()
+        started: list[int] = []
+
+        def job_fn(i: int):  # type: ignore[no-untyped-def]
+            return lambda job: (started.append(i), gate.wait(5))
+
+        a, b = q.submit(job_fn(1)), q.submit(job_fn(2))
+        while q.running < 2:  # both run at once
+            await asyncio.sleep(0.01)
+        c = q.submit(job_fn(3))  # waits: both workers are busy
+        with pytest.raises(QueueFull):
+            q.submit(job_fn(4))
+        assert q.waiting == 1 and sorted(started) == [1, 2]
+        gate.set()
+        await asyncio.gather(a.future, b.future, c.future)
+        assert sorted(started) == [1, 2, 3] and q.alive
+        q.stop()
+        assert not q.alive
+
+    asyncio.run(main())
+
+
+def test_concurrency_above_one_needs_every_model_remote() -> None:
+    from alignbeam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="every model on a serving engine"):
+        create_app(FakeAlignBeam(), concurrency=4)  # type: ignore[arg-type]
+
+
 def test_queue_unit() -> None:
     async def main() -> None:
         q = GenerationQueue(max_queue=1)

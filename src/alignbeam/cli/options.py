@@ -176,7 +176,13 @@ def _model_parameters() -> list[inspect.Parameter]:
 
     d = ModelOptions()
     return [
-        opt("draft", d.draft, str, help="Draft (deployed specialist) model: embedded name, .gguf, HF folder or id"),
+        opt(
+            "draft",
+            d.draft,
+            str,
+            help="Draft (deployed specialist) model: embedded name, .gguf, HF folder or id, or a server URL "
+            "(http://host:port/v1#served-name: docs/deployment.md)",
+        ),
         opt("anchor", d.anchor, str, help="Safety-aligned anchor model"),
         opt("judge", d.judge, str, help="Judge model; 'anchor' reuses the anchor, 'none' disables judging"),
         opt(
@@ -198,7 +204,7 @@ def _model_parameters() -> list[inspect.Parameter]:
             "n_threads",
             d.n_threads,
             int | None,
-            help="CPU threads per model (llamacpp engine; default: every core); fewer than the cores on a shared host",
+            help="CPU threads per model (llamacpp engine; default: every core but one)",
         ),
         opt(
             "preset", d.preset, str | None, help=f"{' | '.join(PRESETS)}: a named starting set of knobs (default paper)"

@@ -31,6 +31,10 @@ def serve(
         float,
         typer.Option(help="Seconds waiting requests may still be served after SIGTERM; then they get 503", min=0),
     ] = 30.0,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Requests generated at once; above 1 only when every model is a server URL (default 8 then)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
     *,
     models: ModelOptions,
@@ -54,6 +58,7 @@ def serve(
             max_queue=max_queue,
             served_model_name=served_model_name,
             shutdown_grace_s=shutdown_grace,
+            concurrency=concurrency,
         )
     except (AlignBeamError, ValueError) as e:
         fail(e)

@@ -159,6 +159,9 @@ class ModelInfo:
 class Model(ABC):
     """A loaded causal LM. Cheap to share: the anchor and the judge may be one Model."""
 
+    #: logits() holds every token's logit (False for the remote engine, which gets the top few from a server)
+    full_vocabulary: bool = True
+
     tokenizer: Tokenizer
     info: ModelInfo
 

@@ -333,3 +333,23 @@ def _converted_folder(resolved: ResolvedModel, tdtype) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def load_hf_tokenizer(resolved: ResolvedModel) -> HFTokenizer:
+    """A Hugging Face model's tokenizer and chat template without its weights (the remote engine's local half).
+    The vocabulary size and end-of-generation ids come from its config files when they are there."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolved.path)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"transformers could not load the tokenizer of '{resolved.spec}': {e}") from e
+    vocab = len(tok)
+    gen_eos: list[int] = []
+    try:
+        vocab = max(vocab, int(AutoConfig.from_pretrained(resolved.path).get_text_config().vocab_size))
+        eos = GenerationConfig.from_pretrained(resolved.path).eos_token_id
+        gen_eos = eos if isinstance(eos, list) else [eos]
+    except (OSError, ValueError):
+        pass  # a tokenizer-only folder: the tokenizer's own size and end-of-sequence token
+    return HFTokenizer(tok, vocab, gen_eos)

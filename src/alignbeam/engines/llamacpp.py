@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class LlamaTokenizer(Tokenizer):
         self._lib = lib
         self._vocab = lib.llama_model_get_vocab(model_ptr)
         self._buf = (lib.llama_token * 4096)()
+        self._buf_lock = threading.Lock()  # the buffer is shared: remote models tokenize from several threads
         v = self._vocab
         self.n_tokens = lib.llama_vocab_n_tokens(v)
         self.vocab_size = self.n_tokens
@@ -73,6 +76,10 @@ class LlamaTokenizer(Tokenizer):
         return buf.raw[:n].decode("utf-8", errors="replace")
 
     def encode(self, text: str, parse_special: bool = False) -> list[int]:
+        with self._buf_lock:
+            return self._encode(text, parse_special)
+
+    def _encode(self, text: str, parse_special: bool) -> list[int]:
         data = text.encode("utf-8")
         cap = max(len(self._buf), len(data) + 8)
         if cap > len(self._buf):
@@ -177,6 +184,26 @@ class LlamaSession(Session):
             pass
 
 
+def default_threads() -> tuple[int, int]:
+    """(decode threads, prefill threads) when the user sets none: every core but one, for both. llama.cpp's
+    threads spin while they wait for each other, so a step on every core stalls whenever anything else (the
+    server's event loop, the OS, another job) takes one of them: on 2 cores next to one busy process, decoding on
+    both cores was 3x slower than on one (about 100x with a bigger model). Splitting (one core to decode, all to
+    prefill) was slower than either, idle and busy (benchmarks/threads.py, docs/performance.md).
+    `ALIGNBEAM_N_THREADS` sets it for every model (a dedicated host can take every core back)."""
+    env = os.environ.get("ALIGNBEAM_N_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ModelLoadError(f"ALIGNBEAM_N_THREADS={env!r}: give a whole number of threads, at least 1")
+        return int(env), int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    n = max(1, cores - 1)
+    return n, n
+
+
 class LlamaCppModel(Model):
     """A GGUF model in llama.cpp. `n_ctx` bounds one sequence; `n_ctx_total` bounds all open sessions together.
 
@@ -231,9 +258,7 @@ class LlamaCppModel(Model):
             cp.n_outputs_max = n_outputs_max
         cp.kv_unified = True  # every sequence may use the whole cache, so forks of a long prompt fit
         cp.swa_full = True  # keep full KV for sliding-window layers, otherwise truncation is impossible
-        threads = n_threads or max(1, os.cpu_count() or 1)
-        cp.n_threads = threads
-        cp.n_threads_batch = threads
+        cp.n_threads, cp.n_threads_batch = default_threads() if n_threads is None else (n_threads, n_threads)
         cp.no_perf = True
         self._ctx = lib.llama_init_from_model(self._model, cp)
         if not self._ctx:
@@ -354,3 +379,17 @@ def _check_memory(path: Path) -> None:
             f"{path.name} needs about {need / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of memory is free: "
             "close other programs or pick a smaller model"
         )
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> LlamaTokenizer:
+    """A GGUF file's tokenizer and chat template without its weights (llama.cpp's vocab_only load, well under a
+    second): what the remote engine needs locally when the model itself runs on a server."""
+    lib = _lib()
+    mp = lib.llama_model_default_params()
+    mp.vocab_only = True
+    ptr = lib.llama_model_load_from_file(str(path).encode(), mp)
+    if not ptr:
+        raise ModelLoadError(f"llama.cpp could not read the tokenizer of {path}: the file is corrupt or not a GGUF")
+    tok = LlamaTokenizer(lib, ptr)
+    weakref.finalize(tok, lib.llama_model_free, ptr)  # the vocabulary lives as long as the tokenizer
+    return tok

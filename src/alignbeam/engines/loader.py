@@ -12,6 +12,7 @@ from typing import Any
 
 from alignbeam.engines.base import Model
 from alignbeam.engines.registry import ProgressFn, resolve
+from alignbeam.engines.remote import is_url
 from alignbeam.errors import ModelLoadError
 
 ENGINES = ("auto", "llamacpp", "hf")
@@ -26,14 +27,29 @@ def load_model(
     reuse: bool = True,
     **options: Any,
 ) -> Model:
-    """Load `spec` (embedded name, .gguf path, HF folder or hub id) with `engine` (auto | llamacpp | hf).
+    """Load `spec` (embedded name, .gguf path, HF folder or hub id) with `engine` (auto | llamacpp | hf), or
+    connect to it when it is a server URL (http://host:port[/v1]#served-name: the remote engine, whatever `engine`
+    says, since the server decides how it runs).
 
     Options go to the engine: llamacpp takes n_ctx, n_ctx_total, n_seq_max, n_threads, n_gpu_layers, n_batch,
-    n_ubatch, use_mmap, repack, n_outputs_max (see LlamaCppModel); hf takes
-    dtype, device, n_ctx.
+    n_ubatch, use_mmap, repack, n_outputs_max (see LlamaCppModel); hf takes dtype, device, n_ctx; remote takes
+    protocol, top_logprobs, timeout, retries, n_ctx (also as the URL's query string; see engines/remote.py), and
+    ignores the in-process options (threads, slots).
     """
     if isinstance(spec, Model):
         return spec
+    if is_url(spec):
+        from alignbeam.engines.remote import load_remote
+
+        remote_opts = {k: v for k, v in options.items() if k in ("protocol", "top_logprobs", "timeout", "retries")}
+        key = (spec, "remote", tuple(sorted(remote_opts.items())))
+        with _lock:
+            if reuse and key in _loaded:
+                return _loaded[key]
+            remote = load_remote(spec, **remote_opts)
+            if reuse:
+                _loaded[key] = remote
+            return remote
     if engine not in ENGINES:
         raise ModelLoadError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
     key = (spec, engine, tuple(sorted(options.items())))

@@ -81,7 +81,21 @@ def request_views(messages: Sequence[Message]) -> list[str]:
     return list(seen) or [last]
 
 
+def prefill(messages: Sequence[Message]) -> str:
+    """The assistant prefill the answer continues ("" when the conversation ends in a user or system turn)."""
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+
+
 def request_text(messages: Sequence[Message]) -> str:
     """The request a response is checked against: the user's message, or for a longer conversation its
-    transcript (an answer to "Continue." provides what the earlier turns asked for)."""
-    return last_user(messages) if len(messages) == 1 else transcript(messages)
+    transcript (an answer to "Continue." provides what the earlier turns asked for). A trailing assistant prefill
+    is not part of the request: it is the start of the response (`response_text`)."""
+    asked = messages[:-1] if prefill(messages) else messages
+    return last_user(asked) if len(asked) == 1 else transcript(asked)
+
+
+def response_text(messages: Sequence[Message], continuation: str) -> str:
+    """What the user receives as the answer, as the judge must read it: a prefill and its continuation together.
+    The continuation of "Sure, here it is. Step 1:" alone ("Gather the parts ...") can read as harmless; with its
+    prefill it is the answer to what the prefill announced."""
+    return prefill(messages) + continuation

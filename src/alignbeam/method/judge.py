@@ -24,6 +24,8 @@ inside it.
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +48,8 @@ from alignbeam.method.readout import (
     softmax,
 )
 from alignbeam.method.textrules import is_refusal
+
+log = logging.getLogger("alignbeam.judge")
 
 
 class Judge(ABC):
@@ -138,6 +142,7 @@ class SafetyJudge(Judge):
         if not (self._unsafe and self._safe and self._yes and self._no):
             raise AlignBeamError(f"{self.model.name}'s tokenizer cannot express the judge's answer words")
         self._margins: dict[str, float] = {}
+        self._margins_lock = threading.Lock()
         self._probe = self._resolve_probe()
         self.calibrated = (
             self.harm_center is not None or self._probe is not None or self.model.name in REQUEST_CALIBRATION
@@ -153,6 +158,19 @@ class SafetyJudge(Judge):
 
     def _resolve_probe(self) -> RequestProbe | None:
         prompt = prompt_fingerprint_of(REQUEST_SYSTEM, REQUEST_PROMPT)
+        if self.request_probe is not False and not self.model.full_vocabulary:
+            # the probe reads every logit; a remote model returns only the top few
+            if self.request_probe is not True:
+                raise AlignBeamError(
+                    f"a request probe reads every logit, and {self.model.name} runs on a server that returns only the "
+                    "top log-probabilities: load the judge in-process, or use request_probe=False (zero-shot margin)"
+                )
+            log.warning(
+                "judge %s is remote: the request probe needs every logit, so the zero-shot UNSAFE/SAFE margin is used "
+                "(less accurate: docs/deployment.md); load the judge in-process for the probe",
+                self.model.name,
+            )
+            return None
         if self.request_probe is True:
             return find_probe(self.model.name, prompt)
         if self.request_probe is False:
@@ -201,16 +219,18 @@ class SafetyJudge(Judge):
 
     def _margin(self, request: str) -> float:
         """One view's margin; remembered, since gating and scoring both ask."""
-        if request not in self._margins:
-            quoted = quote(request)
-            text = render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=quoted), "Answer:")
+        known = self._margins.get(request)
+        if known is not None:
+            return known
+        quoted = quote(request)
+        text = render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=quoted), "Answer:")
+        logits = self._plain(text, quoted)
+        margin = self._probe.score(logits) if self._probe is not None else log_odds(logits, self._unsafe, self._safe)
+        with self._margins_lock:  # requests may run at once (remote engines)
             if len(self._margins) >= 256:
-                self._margins.pop(next(iter(self._margins)))
-            logits = self._plain(text, quoted)
-            self._margins[request] = (
-                self._probe.score(logits) if self._probe is not None else log_odds(logits, self._unsafe, self._safe)
-            )
-        return self._margins[request]
+                self._margins.pop(next(iter(self._margins)), None)
+            self._margins[request] = margin
+        return margin
 
     def request_risk(self, messages: Sequence[Message]) -> float | None:
         return self.p_harmful_request(messages) if self.calibrated else None

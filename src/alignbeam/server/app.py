@@ -4,8 +4,10 @@ Any OpenAI client works unchanged; AlignBeam's knobs ride along as extra body fi
 openai client), so each request can trade safety against cost (alpha, n_mix, k, ...) without a restart.
 
 Design choices, and why:
-- Generation runs on one worker thread, one request at a time, in arrival order (see `queue.py`): the models are
-  not thread-safe, and FIFO is fair. The event loop only parses, validates, waits and streams.
+- Generation runs on worker threads in arrival order (see `queue.py`): one worker, one request at a time, when any
+  model is in-process (those are not thread-safe); `concurrency` workers when every model is remote, so the
+  serving engines see several requests at once and batch them. FIFO is fair. The event loop only parses,
+  validates, waits and streams.
 - Everything a client can get wrong is checked before a request queues (body, fields, knob ranges via
   `AlignBeamConfig`, max_tokens limit, conversation shape), and answered 400 in OpenAI's error shape, so a bad
   request never waits behind others only to fail, and never shows up as a 500.
@@ -35,7 +37,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alignbeam.api import AlignBeam, Result, to_messages
-from alignbeam.errors import AlignBeamError
+from alignbeam.errors import AlignBeamError, ConfigError
 from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
 from alignbeam.server import validation as V
@@ -54,6 +56,7 @@ def create_app(
     max_body_bytes: int = 4 * 1024 * 1024,
     poll_interval_s: float = 0.25,
     shutdown_grace_s: float = 30.0,
+    concurrency: int | None = None,
 ) -> FastAPI:
     """Build the server for a loaded `AlignBeam`.
 
@@ -63,17 +66,19 @@ def create_app(
     429. poll_interval_s: how often a waiting request checks whether its client is still there.
     shutdown_grace_s: on shutdown, how long requests already waiting in line may still be served; after it they
     get 503 (`shutting_down`) and a running stream stops at its next token (a running whole generation finishes).
+    concurrency: requests generated at once; only with every model remote (default then 8, else 1).
     """
     if max_tokens_limit < 1:
         raise ValueError("max_tokens_limit must be >= 1")
     if not shutdown_grace_s >= 0:
         raise ValueError("shutdown_grace_s must be >= 0")
-    queue = GenerationQueue(max_queue)
+    queue = GenerationQueue(max_queue, workers=_workers(ab, concurrency))
     default_max_tokens = min(ab.config.max_new_tokens, max_tokens_limit)
     metrics = Metrics(
         gauges={
             "alignbeam_queue_waiting": ("Requests waiting for the generation worker.", lambda: queue.waiting),
-            "alignbeam_queue_running": ("Requests being generated (0 or 1).", lambda: queue.running),
+            "alignbeam_queue_running": ("Requests being generated now.", lambda: queue.running),
+            "alignbeam_queue_workers": ("Requests that may be generated at once.", lambda: queue.workers),
             "alignbeam_queue_limit": ("--max-queue: waiting requests allowed.", lambda: queue.max_queue),
         }
     )
@@ -445,7 +450,7 @@ def create_app(
     def engine_state() -> tuple[str, dict[str, Any]]:
         """Each model's sequence slots: "degraded" when one has none free, or fewer than all while nothing runs
         (sessions left open by a failed request: generation would fail until they are freed)."""
-        models = {"draft": ab.draft, "anchor": ab.anchor, "judge": getattr(ab.judge, "model", None)}
+        models = _models(ab)
         slots: dict[str, Any] = {}
         degraded = False
         for role, m in models.items():
@@ -459,8 +464,12 @@ def create_app(
     @app.get("/health", response_model=None)
     async def health() -> Response:
         """Liveness and load: 200 while the worker is alive and the engines can serve; 503 when the worker is
-        gone ("unavailable"), the engines cannot open sessions ("degraded") or the server is draining."""
+        gone ("unavailable"), the engines cannot open sessions or a serving engine is down ("degraded"), or the
+        server is draining."""
         state, slots = engine_state()
+        backends = await asyncio.to_thread(_backends, ab)
+        if any(b["state"] != "ok" for b in backends.values()):
+            state = "degraded"
         if not queue.alive:
             state = "unavailable"
         elif getattr(queue, "closed", False):
@@ -470,8 +479,14 @@ def create_app(
             "model": served_model_name,
             "draft": ab.draft.name,
             "anchor": ab.anchor.name if ab.anchor is not None else None,
-            "queue": {"waiting": queue.waiting, "running": queue.running, "max_queue": queue.max_queue},
+            "queue": {
+                "waiting": queue.waiting,
+                "running": queue.running,
+                "workers": queue.workers,
+                "max_queue": queue.max_queue,
+            },
             "slots": slots,
+            "backends": backends,
         }
         return JSON(body, status_code=200 if state == "ok" else 503)
 
@@ -480,6 +495,36 @@ def create_app(
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _models(ab: AlignBeam) -> dict[str, Any]:
+    """The loaded models by role (the anchor and the judge may be absent, or one object)."""
+    return {"draft": ab.draft, "anchor": ab.anchor, "judge": getattr(ab.judge, "model", None)}
+
+
+def _workers(ab: AlignBeam, concurrency: int | None) -> int:
+    """How many requests may generate at once: several only when no model lives in this process."""
+    local = [role for role, m in _models(ab).items() if m is not None and not hasattr(m, "health")]
+    if concurrency is None:
+        return 1 if local else 8
+    if concurrency < 1:
+        raise ConfigError("concurrency must be >= 1")
+    if concurrency > 1 and local:
+        raise ConfigError(
+            f"concurrency {concurrency} needs every model on a serving engine, but the {', '.join(local)} "
+            "run(s) in this process, where generations must run one at a time: give them as URLs, or use 1"
+        )
+    return concurrency
+
+
+def _backends(ab: AlignBeam) -> dict[str, Any]:
+    """Each remote model's serving engine, as /health reports it (one check per distinct model)."""
+    seen: dict[int, dict[str, Any]] = {}
+    out = {}
+    for role, m in _models(ab).items():
+        if m is not None and hasattr(m, "health"):
+            out[role] = seen.setdefault(id(m), m.health())
+    return out
 
 
 def _with_timings(result: Result) -> tuple[Result, dict[str, float]]:

@@ -13,7 +13,14 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from alignbeam.config import AlignBeamConfig
-from alignbeam.errors import AlignBeamError, ConfigError, ContextOverflowError, EngineBusyError
+from alignbeam.errors import (
+    AlignBeamError,
+    BackendError,
+    BackendTimeoutError,
+    ConfigError,
+    ContextOverflowError,
+    EngineBusyError,
+)
 from alignbeam.server import schemas as S
 from alignbeam.server.queue import QueueClosed
 from alignbeam.server.schemas import BadRequest
@@ -57,6 +64,7 @@ ERROR_TYPES = {
     499: "client_closed_request",
     500: "server_error",
     503: "server_error",
+    504: "server_error",
 }
 
 
@@ -84,6 +92,10 @@ def error_for(exc: BaseException, prompt_param: str) -> JSON:
         return api_error(503, str(exc), code="shutting_down")
     if isinstance(exc, EngineBusyError):  # the engine's slots are taken right now: the same request can succeed later
         return api_error(503, str(exc), code="engine_busy", headers={"Retry-After": "5"})
+    if isinstance(exc, BackendTimeoutError):  # a serving engine did not answer in time
+        return api_error(504, str(exc), code="backend_timeout")
+    if isinstance(exc, BackendError):  # a serving engine is down or answered an error: retry once it is back
+        return api_error(503, str(exc), code="backend_unavailable", headers={"Retry-After": "5"})
     if isinstance(exc, ContextOverflowError):
         return api_error(400, str(exc), prompt_param, "context_length_exceeded")
     if isinstance(exc, ConfigError):

@@ -1,8 +1,10 @@
-"""One generation at a time, first come first served, with a bounded waiting line.
+"""Generations first come first served, on a fixed number of worker threads, with a bounded waiting line.
 
-The loaded models are not thread-safe (one llama.cpp context, one KV cache per model), so every generation runs
-on a single worker thread. Running them one after another in arrival order is also the fair policy: a burst from
-one client cannot starve another. The line is bounded so that an overloaded server says 429 at once instead of
+In-process models are not thread-safe (one llama.cpp context, one KV cache per model), so with any of them the
+queue has a single worker and generations run one after another. When every model is remote (a serving engine
+behind a URL), a model object holds no state of a request, so several workers run requests at once and the
+engines batch them (`workers`). Arrival order is also the fair policy: a burst from one client cannot starve
+another. The line is bounded so that an overloaded server says 429 at once instead of
 letting requests wait for minutes and time out anyway. A request whose client has gone away leaves the line
 (`cancel`), so abandoned requests never hold a slot or burn model time.
 
@@ -78,32 +80,39 @@ def _resolve(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) ->
 
 
 class GenerationQueue:
-    """A single worker thread fed by a FIFO line of at most `max_queue` waiting jobs.
+    """`workers` worker threads fed by a FIFO line of at most `max_queue` waiting jobs.
 
-    `max_queue` counts the jobs *waiting* while one is being generated: with max_queue=0 the server takes a
-    request only when it is idle.
+    `max_queue` counts the jobs *waiting* while every worker is busy: with max_queue=0 the server takes a
+    request only when a worker is idle.
     """
 
-    def __init__(self, max_queue: int = 32) -> None:
+    def __init__(self, max_queue: int = 32, workers: int = 1) -> None:
         if max_queue < 0:
             raise ValueError("max_queue must be >= 0")
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         self.max_queue = max_queue
+        self.workers = workers
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
-        self._running: Job | None = None
-        self._closed = False  # the worker is to exit
+        self._running: set[Job] = set()
+        self._closed = False  # the workers are to exit
         self._accepting = False  # submit() takes new work (off from close() on)
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         with self._cond:
-            if self._thread is not None:
+            if self._threads:
                 return
             self._closed = False
             self._accepting = True
-            self._thread = threading.Thread(target=self._work, name="alignbeam-generation", daemon=True)
-            self._thread.start()
+            self._threads = [
+                threading.Thread(target=self._work, name=f"alignbeam-generation-{i}", daemon=True)
+                for i in range(self.workers)
+            ]
+            for t in self._threads:
+                t.start()
 
     def close(self) -> None:
         """Refuse new work (submit raises QueueClosed); the waiting jobs and the running one carry on."""
@@ -121,8 +130,8 @@ class GenerationQueue:
             self._accepting = False
             dropped = list(self._waiting)
             self._waiting.clear()
-            if self._running is not None:
-                self._running.cancelled.set()
+            for job in self._running:
+                job.cancelled.set()
         for job in dropped:
             job.cancelled.set()
             _call_soon(job.loop, _resolve, job.future, None, QueueClosed(reason))
@@ -134,9 +143,10 @@ class GenerationQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
+            threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -145,13 +155,13 @@ class GenerationQueue:
 
     @property
     def alive(self) -> bool:
-        """Whether the worker thread is up (what /health reports)."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        """Whether every worker thread is up (what /health reports)."""
+        threads = self._threads
+        return bool(threads) and all(t.is_alive() for t in threads)
 
     @property
     def running(self) -> int:
-        return 0 if self._running is None else 1
+        return len(self._running)
 
     # -- work --------------------------------------------------------------------------------------
     def submit(self, fn: Callable[[Job], Any]) -> Job:
@@ -159,12 +169,13 @@ class GenerationQueue:
         loop = asyncio.get_running_loop()
         job = Job(fn=fn, loop=loop, future=loop.create_future())
         with self._cond:
-            if self._closed or not self._accepting or self._thread is None:
+            if self._closed or not self._accepting or not self._threads:
                 raise QueueClosed("the server is not accepting requests (shutting down)")
-            busy = self._running is not None or bool(self._waiting)
-            if busy and len(self._waiting) >= self.max_queue:
+            # the jobs that will really wait (beyond the workers that are idle or about to pick one up)
+            queued = len(self._running) + len(self._waiting) - self.workers
+            if queued >= self.max_queue:
                 raise QueueFull(
-                    f"the server is busy: {self.running} request generating and {len(self._waiting)} waiting "
+                    f"the server is busy: {self.running} request(s) generating and {len(self._waiting)} waiting "
                     f"(--max-queue {self.max_queue}); retry later"
                 )
             self._waiting.append(job)
@@ -193,7 +204,7 @@ class GenerationQueue:
                 if self._closed:
                     return
                 job = self._waiting.popleft()
-                self._running = job
+                self._running.add(job)
             job.started_at = time.perf_counter()
             value: Any = None
             exc: BaseException | None = None
@@ -204,5 +215,5 @@ class GenerationQueue:
             finally:
                 job.finished_at = time.perf_counter()
                 with self._cond:
-                    self._running = None
+                    self._running.discard(job)
             _call_soon(job.loop, _resolve, job.future, value, exc)
