@@ -7,8 +7,9 @@ over the servers, same models, same knobs:
 - cross pair (smollm2-135m draft, qwen2.5-coder-1.5b anchor) and same-vocabulary pair (qwen2.5-coder-0.5b draft,
   qwen2.5-coder-1.5b anchor), no judge (mixing and the continuation: what the engine changes);
 - 60 prompts by default: 20 AdvBench, 20 XSTest safe, 20 JBB benign (`--n` per set);
-- reported: the share of prompts where every candidate's first N tokens are identical, and where the refusal
-  decision (keyword rule on the returned text) is the same; then the latency per mixed step added by the wire:
+- reported: the share of prompts where the first candidate's first N tokens (the mixed distribution's greedy
+  path) are identical, where every candidate's are, where the returned text is, and where the refusal decision
+  (keyword rule on the returned text) is the same; then the latency per mixed step added by the wire:
   one next-token request's wall time minus the server's own time for it (`timings` in its answer).
 
 Resumable: every answer is appended to `--out` (JSON lines) and a rerun skips what is there.
@@ -112,7 +113,11 @@ def main() -> None:
         rem = [done[(f"{pair}/remote", k)] for k in keys]
         summary[pair] = {
             "prompts": len(keys),
-            "same_first_n_tokens": sum(a["prefixes"] == b["prefixes"] for a, b in zip(loc, rem)) / len(keys),
+            # the first candidate is the mixed distribution's greedy path; the others start from its next-best tokens
+            "same_first_n_tokens_first_candidate": sum(a["prefixes"][:1] == b["prefixes"][:1] for a, b in zip(loc, rem))
+            / len(keys),
+            "same_first_n_tokens_every_candidate": sum(a["prefixes"] == b["prefixes"] for a, b in zip(loc, rem))
+            / len(keys),
             "same_refusal_decision": sum(a["refused"] == b["refused"] for a, b in zip(loc, rem)) / len(keys),
             "same_text": sum(a["text"] == b["text"] for a, b in zip(loc, rem)) / len(keys),
             "latency_ratio_remote_over_local": statistics.median(b["ms"] for b in rem)

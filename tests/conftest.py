@@ -195,3 +195,28 @@ class FaultProxy:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+SERVER_KEY = "test-key"
+SERVER_LIMIT = 64
+
+
+def cross_pair_server():  # type: ignore[no-untyped-def]
+    """The real server on the embedded cross pair (paper defaults), auth on, max_tokens <= 64, queue <= 4: what
+    the server integration tests run against. A context manager yielding the BackgroundServer."""
+    from alignbeam import AlignBeam
+    from alignbeam.server import BackgroundServer, create_app
+
+    for name in ("smollm2-135m", "qwen2.5-coder-1.5b"):
+        require_embedded(name)
+    ab = AlignBeam(draft="smollm2-135m", anchor="qwen2.5-coder-1.5b")
+    return BackgroundServer(create_app(ab, api_key=SERVER_KEY, max_tokens_limit=SERVER_LIMIT, max_queue=4))
+
+
+def flip_bytes(path: Path, offset: int, n: int) -> None:
+    """Damage a file in place: invert `n` bytes from `offset` (corrupted-weights tests)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        data = f.read(n)
+        f.seek(offset)
+        f.write(bytes(b ^ 0xFF for b in data))

@@ -19,23 +19,17 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from tests.conftest import require_embedded
+from tests.conftest import SERVER_KEY, SERVER_LIMIT, cross_pair_server
 
-from alignbeam import AlignBeam
-from alignbeam.server import BackgroundServer, create_app
+from alignbeam.server import BackgroundServer
 
-KEY = "test-key"
-LIMIT = 64
+KEY, LIMIT = SERVER_KEY, SERVER_LIMIT
 Q = [{"role": "user", "content": "Name a primary color."}]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[BackgroundServer]:
-    for name in ("smollm2-135m", "qwen2.5-coder-1.5b"):
-        require_embedded(name)
-    ab = AlignBeam(draft="smollm2-135m", anchor="qwen2.5-coder-1.5b")
-    app = create_app(ab, api_key=KEY, max_tokens_limit=LIMIT, max_queue=4)
-    with BackgroundServer(app) as srv:
+    with cross_pair_server() as srv:
         yield srv
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import flip_bytes
 from typer.testing import CliRunner
 
 from alignbeam.cli import app
@@ -105,19 +106,11 @@ def smol_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return target
 
 
-def _flip(path: Path, offset: int, n: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        data = f.read(n)
-        f.seek(offset)
-        f.write(bytes(b ^ 0xFF for b in data))
-
-
 def test_flipped_bytes_in_real_weights_are_repaired(smol_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert registry.quick_state(SMOL) == "unverified"
     assert registry.resolve("smollm2-135m").path == str(smol_cache)  # first load: full hash, recorded
     assert registry.quick_state(SMOL) == "ok"
-    _flip(smol_cache, 40_000_000, 64 << 10)  # 64 KiB inside the weights
+    flip_bytes(smol_cache, 40_000_000, 64 << 10)  # 64 KiB inside the weights
     assert registry.quick_state(SMOL) == "modified"
     result = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "300"})
     assert result.exit_code == 0 and "damaged" in result.output
@@ -134,7 +127,7 @@ def test_flipped_bytes_without_parts_give_a_clear_error(smol_cache: Path, monkey
         **{**SMOL.__dict__, "parts": (registry.Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),)}
     )
     monkeypatch.setitem(registry.EMBEDDED, "smollm2-135m", orphan)
-    _flip(smol_cache, 60_000_000, 64 << 10)
+    flip_bytes(smol_cache, 60_000_000, 64 << 10)
     with pytest.raises(ModelLoadError) as e:
         registry.resolve("smollm2-135m")
     msg = _one_line(e.value)
@@ -146,7 +139,7 @@ def test_models_verify_reports_ok_damaged_missing(smol_cache: Path) -> None:
     result = runner.invoke(app, ["models", "verify", "smollm2-135m", "gemma3-270m"])
     assert result.exit_code == 0, result.output
     assert "smollm2-135m: ok" in result.output and "gemma3-270m: missing" in result.output
-    _flip(smol_cache, 1_000_000, 16)
+    flip_bytes(smol_cache, 1_000_000, 16)
     # restore the mtime: only the full re-hash of `verify` can see this, the cheap check cannot
     st = smol_cache.stat()
     os.utime(smol_cache, ns=(st.st_atime_ns, registry._load_record(SMOL, st)["mtime_ns"]))

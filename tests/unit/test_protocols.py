@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import require_embedded
 
 from alignbeam.engines.protocols import PROTOCOLS, LlamaServer, OpenAICompletions, SGLang, TopLogprobs
 from alignbeam.engines.remote import OUTSIDE_GAP, RemoteSpec, _message
@@ -113,3 +114,16 @@ def test_top_n_becomes_a_full_vocabulary_vector_with_the_rest_far_below() -> Non
     v = model._dense(TopLogprobs([3, 7, 42], [-0.1, -2.5, -0.2]))  # 42 is outside this vocabulary: dropped
     assert v.shape == (10,) and v[3] == pytest.approx(-0.1) and v[7] == pytest.approx(-2.5)
     assert np.all(np.delete(v, [3, 7]) == pytest.approx(-2.5 - OUTSIDE_GAP))
+
+
+def test_a_named_protocol_loads_while_the_backend_is_down() -> None:
+    from alignbeam.engines.remote import load_remote
+    from alignbeam.errors import BackendError
+
+    require_embedded("smollm2-135m")
+    m = load_remote("http://127.0.0.1:9?protocol=llama-server&retries=0#smollm2-135m")
+    assert m.health()["state"] == "down" and m.info.engine == "remote:llama-server"
+    with pytest.raises(BackendError, match="cannot be reached"):
+        m.session(m.tokenizer.encode("hi")).logits()
+    with pytest.raises(ModelLoadError, match="cannot be reached"):
+        load_remote("http://127.0.0.1:9#smollm2-135m")

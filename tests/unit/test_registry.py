@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import flip_bytes
 
 from alignbeam.engines import registry
 from alignbeam.engines.registry import EmbeddedModel, Part, assemble, resolve
@@ -44,14 +45,6 @@ def fake_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedModel
 def _leftovers(model: EmbeddedModel) -> list[Path]:
     keep = {model.filename, model.record_path().name}
     return [p for p in model.cache_path().parent.iterdir() if p.name not in keep]
-
-
-def _flip(path: Path, offset: int, n: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        data = f.read(n)
-        f.seek(offset)
-        f.write(bytes(b ^ 0xFF for b in data))
 
 
 def test_assemble_writes_verified_file_without_importing_packages(fake_model: EmbeddedModel) -> None:
@@ -128,7 +121,7 @@ def test_assembly_records_the_hash_and_later_loads_trust_it(fake_model: Embedded
     # What the record trusts is (size, mtime_ns, inode): bytes changed under a restored mtime are not re-read by a
     # load, only by a full re-hash (`alignbeam models verify`). This shows the record is used instead of a hash.
     st = path.stat()
-    _flip(path, 100, 10)
+    flip_bytes(path, 100, 10)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     registry._memo.clear()
     assert registry.verify(fake_model) == "ok"
@@ -142,7 +135,7 @@ def test_changed_file_is_rehashed_and_reassembled(
     monkeypatch.setitem(registry.EMBEDDED, "fake", fake_model)
     path = assemble(fake_model)
     good = path.read_bytes()
-    _flip(path, 4096, 64)
+    flip_bytes(path, 4096, 64)
     assert registry.quick_state(fake_model) == "modified"
     assert not fake_model.is_ready()
     with caplog.at_level(logging.WARNING, logger="alignbeam.registry"):
@@ -155,7 +148,7 @@ def test_changed_file_is_rehashed_and_reassembled(
 
 def test_damaged_file_without_parts_is_never_used(fake_model: EmbeddedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     path = assemble(fake_model)
-    _flip(path, 10, 5)
+    flip_bytes(path, 10, 5)
     gone = dataclasses.replace(fake_model, parts=(Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),))
     monkeypatch.setitem(registry.EMBEDDED, "fake", gone)
     with pytest.raises(ModelLoadError, match=r"damaged.*alignbeam models pull --force fake") as e:

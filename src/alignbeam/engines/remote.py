@@ -262,6 +262,10 @@ def _message(r: httpx.Response) -> str:
     return str(err)[:300]
 
 
+class _Unreachable(Exception):
+    """The server did not answer while its protocol was named: loading goes on without what it would report."""
+
+
 def _detect(client: httpx.Client, spec: RemoteSpec) -> tuple[Protocol, str, int | None]:
     """(protocol, served model name, context size) from what the server answers."""
 
@@ -269,6 +273,8 @@ def _detect(client: httpx.Client, spec: RemoteSpec) -> tuple[Protocol, str, int 
         try:
             r = client.get(path, timeout=min(spec.timeout, 10.0))
         except httpx.HTTPError as e:
+            if spec.protocol is not None:
+                raise _Unreachable from e
             raise ModelLoadError(
                 f"the server at {spec.base_url} cannot be reached ({type(e).__name__}): start it first, or name its "
                 "protocol (?protocol=llama-server|vllm|sglang) to connect later"
@@ -308,6 +314,9 @@ def load_remote(spec: str, **options: Any) -> RemoteModel:
     client = _client(parsed)
     try:
         protocol, served, n_ctx = _detect(client, parsed)
+    except _Unreachable:  # the protocol is named: connect when the backend is up (/health says down until then)
+        assert parsed.protocol is not None
+        protocol, served, n_ctx = PROTOCOLS[parsed.protocol](), parsed.served, None
     finally:
         client.close()
     source = parsed.tokenizer or served

@@ -18,6 +18,7 @@ import yaml
 
 from alignbeam.errors import AlignBeamError
 from alignbeam.eval import datasets as D
+from alignbeam.eval.datasets.transforms import TEMPLATES as TRANSFORMS
 from alignbeam.eval.execution import sandbox
 from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.scorers import executes_code, score_item
@@ -88,6 +89,32 @@ SUITES: dict[str, Suite] = {
             DatasetSpec("jbb_benign", 30),
             DatasetSpec("gsm8k", 20, max_new_tokens=256),
             DatasetSpec("humaneval", 20, max_new_tokens=256),
+        ],
+        max_new_tokens=64,
+    ),
+    # the generalization protocol (docs/evaluation.md): every harmful and harmless family, and the project's own
+    # rewordings of held-out requests (eval/datasets/transforms.py) plus jailbreak templates, one row each
+    "generalization": Suite(
+        "generalization",
+        [
+            *(
+                DatasetSpec(name, 40)
+                for name in (
+                    "advbench",
+                    "harmbench",
+                    "strongreject",
+                    "simplesafetytests",
+                    "medsafetybench",
+                    "cyberseceval_interpreter",
+                    "gptfuzz_questions",
+                    "jbb_harmful",
+                    "xstest_safe",
+                    "jbb_benign",
+                    "cyberseceval_frr",
+                )
+            ),
+            *(DatasetSpec(f"{base}~{t}", 40) for base in ("harmbench", "xstest_safe") for t in TRANSFORMS),
+            DatasetSpec("harmbench", 40, jailbreak="gptfuzz"),
         ],
         max_new_tokens=64,
     ),

@@ -1,7 +1,8 @@
 """The registry of every benchmark, and `load`: pick the entry, read its files (or the hub), sample.
 
 The family modules declare their entries next to their loaders; this module joins them (safety sets first, then
-utility sets, then the JailbreakBench attack artifacts: the order listings and reports show them in).
+utility sets, then the JailbreakBench attack artifacts, then the project's own rewordings of held-out sets: the
+order listings and reports show them in).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from alignbeam.eval.datasets.base import DatasetInfo, Item, default_data_dir
 from alignbeam.eval.datasets.hub import hub_request, hub_rows
 from alignbeam.eval.datasets.jailbreaks import JBB_ARTIFACT_DATASETS, TEMPLATE_CITATIONS
 from alignbeam.eval.datasets.safety import SAFETY_DATASETS
+from alignbeam.eval.datasets.transforms import TRANSFORM_DATASETS
 from alignbeam.eval.datasets.utility import UTILITY_DATASETS
 
-DATASETS: dict[str, DatasetInfo] = {i.name: i for i in (*SAFETY_DATASETS, *UTILITY_DATASETS, *JBB_ARTIFACT_DATASETS)}
+DATASETS: dict[str, DatasetInfo] = {
+    i.name: i for i in (*SAFETY_DATASETS, *UTILITY_DATASETS, *JBB_ARTIFACT_DATASETS, *TRANSFORM_DATASETS)
+}
 
 _BY_SOURCE: dict[str, DatasetInfo] = {src: i for i in DATASETS.values() for src in i.sources}
 
