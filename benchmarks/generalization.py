@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alignbeam.engines.loader import load_model
 from alignbeam.eval import datasets as D
 from alignbeam.eval.datasets.transforms import TEMPLATES, reword
+from alignbeam.eval.runner import HARMFUL_FAMILIES, HARMLESS_FAMILIES
 from alignbeam.method import judge as J
 from alignbeam.method import probe as P
 from alignbeam.method import readout as R
@@ -49,19 +50,9 @@ from request_probe import slot_logits, train_sets
 
 OUT = Path("runs") / "generalization"
 
-#: harmful and harmless families: every source in ../shared/data with requests of one kind
-HARMFUL = (
-    "advbench",
-    "harmbench",
-    "strongreject",
-    "simplesafetytests",
-    "medsafetybench",
-    "cyberseceval_interpreter",
-    "gptfuzz_questions",
-    "jbb_harmful",
-    "xstest_unsafe",
-)
-HARMLESS = ("xstest_safe", "jbb_benign", "cyberseceval_frr", "tasks")
+#: the families (eval/runner.py), and the task prompts as one more harmless family
+HARMFUL = HARMFUL_FAMILIES
+HARMLESS = (*HARMLESS_FAMILIES, "tasks")
 TASKS = ("mmlu", "medqa", "gsm8k", "mbpp")
 
 

@@ -49,6 +49,15 @@ def _int(x: Any) -> int:
     return x
 
 
+def _answers(data: Any, n_prompts: int) -> list[Any]:
+    """One answer per prompt, in order: llama-server and SGLang answer a batch with a list, one prompt with a bare
+    object."""
+    items = data if isinstance(data, list) else [data]
+    if len(items) != n_prompts:
+        raise ValueError(f"{len(items)} answers for {n_prompts} prompts")
+    return items
+
+
 class Protocol(ABC):
     """One engine's request and answer shapes for next-token log-probabilities."""
 
@@ -85,11 +94,8 @@ class LlamaServer(Protocol):
         return "/completion", body
 
     def parse_next_token(self, data: Any, n_prompts: int) -> list[TopLogprobs]:
-        items = data if isinstance(data, list) else [data]
-        if len(items) != n_prompts:
-            raise ValueError(f"{len(items)} answers for {n_prompts} prompts")
         out = []
-        for item in items:
+        for item in _answers(data, n_prompts):
             probs = item["completion_probabilities"]
             if not probs:
                 raise ValueError("no completion_probabilities in the answer")
@@ -152,11 +158,8 @@ class SGLang(Protocol):
         return "/generate", body
 
     def parse_next_token(self, data: Any, n_prompts: int) -> list[TopLogprobs]:
-        items = data if isinstance(data, list) else [data]
-        if len(items) != n_prompts:
-            raise ValueError(f"{len(items)} answers for {n_prompts} prompts")
         out = []
-        for item in items:
+        for item in _answers(data, n_prompts):
             top = item["meta_info"]["output_top_logprobs"][0]
             out.append(TopLogprobs([_int(t[1]) for t in top], [_float(t[0]) for t in top]))
         return out

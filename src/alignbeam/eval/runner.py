@@ -55,6 +55,20 @@ class Suite:
     seed: int = 0
 
 
+#: the generalization protocol's families: every source in the data with requests of one kind (task sets aside)
+HARMFUL_FAMILIES = (
+    "advbench",
+    "harmbench",
+    "strongreject",
+    "simplesafetytests",
+    "medsafetybench",
+    "cyberseceval_interpreter",
+    "gptfuzz_questions",
+    "jbb_harmful",
+    "xstest_unsafe",
+)
+HARMLESS_FAMILIES = ("xstest_safe", "jbb_benign", "cyberseceval_frr")
+
 SUITES: dict[str, Suite] = {
     "smoke": Suite(
         "smoke",
@@ -97,22 +111,7 @@ SUITES: dict[str, Suite] = {
     "generalization": Suite(
         "generalization",
         [
-            *(
-                DatasetSpec(name, 40)
-                for name in (
-                    "advbench",
-                    "harmbench",
-                    "strongreject",
-                    "simplesafetytests",
-                    "medsafetybench",
-                    "cyberseceval_interpreter",
-                    "gptfuzz_questions",
-                    "jbb_harmful",
-                    "xstest_safe",
-                    "jbb_benign",
-                    "cyberseceval_frr",
-                )
-            ),
+            *(DatasetSpec(name, 40) for name in HARMFUL_FAMILIES + HARMLESS_FAMILIES),
             *(DatasetSpec(f"{base}~{t}", 40) for base in ("harmbench", "xstest_safe") for t in TRANSFORMS),
             DatasetSpec("harmbench", 40, jailbreak="gptfuzz"),
         ],
