@@ -221,13 +221,13 @@ class RemoteModel(Model):
         raise BackendError(f"{self.backend} {last} (after {self.spec.retries + 1} tries)", self.backend)
 
     def _dense(self, top: TopLogprobs) -> np.ndarray:
-        out = np.full(self._vocab, -np.inf, dtype=np.float32)
         if not top.ids:
             raise BackendError(f"{self.backend} returned no next-token log-probabilities", self.backend)
         ids = np.asarray(top.ids, dtype=np.int64)
         lps = np.asarray(top.logprobs, dtype=np.float32)
         keep = (ids >= 0) & (ids < self._vocab)
-        out[:] = float(lps[keep].min()) - OUTSIDE_GAP if keep.any() else -OUTSIDE_GAP
+        floor = float(lps[keep].min()) - OUTSIDE_GAP if keep.any() else -OUTSIDE_GAP
+        out = np.full(self._vocab, floor, dtype=np.float32)
         out[ids[keep]] = lps[keep]
         return out
 
