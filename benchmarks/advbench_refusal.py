@@ -39,7 +39,7 @@ def main() -> None:
     with open(a.data, newline="") as fh:
         goals = [r["goal"] for r in csv.DictReader(fh)][: a.n]
     draft, anchor = PAIRS[a.pair]
-    ab = AlignBeam(draft=draft, anchor=anchor)
+    ab = AlignBeam(draft=draft, anchor=anchor, preset="paper")
     with open(out, "a") as f:
         for i, g in enumerate(goals):
             if i in done:

@@ -85,7 +85,7 @@ def _cli_text(preset: str, prompt: str) -> str:
 
 def collect() -> dict[str, Any]:
     t0 = time.perf_counter()
-    ab = AlignBeam()  # the defaults: SmolLM2-135M draft, Qwen2.5-Coder-1.5B anchor and judge
+    ab = AlignBeam(preset="paper")  # default models: SmolLM2-135M draft, Qwen2.5-Coder-1.5B anchor and judge
     out: dict[str, Any] = {"max_new_tokens": MAX_NEW_TOKENS, "prompts": list(PROMPTS), "library": {}, "cli": {}}
     for name, preset in CONFIGS.items():
         out["library"][name] = [_record_one(ab, preset, p) for p in PROMPTS]

@@ -100,6 +100,7 @@ def run_pair(name: str, pair: tuple[str, str], ps: list[str], a: argparse.Namesp
         # twins classify requests at random, and a skipped read would make the judge look free)
         judge=SafetyJudge(anchor_model, gate=0.0) if a.judge_reads_all else "anchor",
         engine=a.engine,
+        preset="paper",
         k=k,
         n_mix=n_mix,
         max_new_tokens=tokens,

@@ -98,10 +98,10 @@ def main() -> None:
     summary = {}
     for pair in args.pairs.split(","):
         draft, anchor = PAIRS[pair]
-        answers(AlignBeam(draft, anchor, judge=None, **knobs), prompts, f"{pair}/local", done, args.out)
+        answers(AlignBeam(draft, anchor, judge=None, preset="paper", **knobs), prompts, f"{pair}/local", done, args.out)
         servers = [LlamaServer(draft).start(), LlamaServer(anchor, parallel=6).start()]
         try:
-            remote = AlignBeam(servers[0].url, servers[1].url, judge=None, **knobs)
+            remote = AlignBeam(servers[0].url, servers[1].url, judge=None, preset="paper", **knobs)
             answers(remote, prompts, f"{pair}/remote", done, args.out)
             prompt = remote.draft.tokenizer.encode_chat([{"role": "user", "content": prompts[0][1]}])
             overhead = step_overhead(servers[0], prompt)

@@ -13,13 +13,17 @@
 #   bash scripts/results.sh heldout    the same three systems on rows no evaluation sample holds and the request
 #                                      probe never trained on (benchmarks/request_classifier.py --write-heldout:
 #                                      HarmBench 50, JBB benign 40, XSTest safe 40); ~30 min
+#   bash scripts/results.sh generalization   the generalization protocol at 10 rows per set (the quick suite):
+#                                      draft, the previous recommended preset (anchor_check=0), the default, and
+#                                      the paper's defaults on the rewordings; ~2.5 h. Its section is
+#                                      docs/results/generalization.md (kept as committed when the run is not here)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe heldout}")
+pairs=("${@:-cross same probe heldout generalization}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -37,7 +41,11 @@ for pair in ${pairs[*]}; do
                --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/heldout-cross
            done
            $PY -m alignbeam.eval.regrade runs/heldout-cross; continue ;;
-    *) echo "unknown pair $pair (cross | same | probe | heldout)" >&2; exit 2 ;;
+    generalization) $AB eval --suite benchmarks/suites/generalization-quick.yaml -s draft -s recommended:anchor_check=0 \
+             -s recommended:anchor_check=12 -s alignbeam --draft smollm2-135m --anchor qwen2.5-coder-1.5b \
+             --out runs/generalization/eval-quick
+           continue ;;
+    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
@@ -50,3 +58,9 @@ done
 $PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross \
   --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"
+if [ -f runs/generalization/eval-quick/generations.jsonl ]; then
+  $PY -m alignbeam.eval.regrade runs/generalization/eval-quick
+  $PY benchmarks/generalization_report.py runs/generalization/eval-quick --markdown docs/results/generalization.md \
+    --systems draft,recommended:anchor_check=0,recommended:anchor_check=12,alignbeam >/dev/null
+fi
+cat docs/results/generalization.md >> docs/results.md

@@ -209,7 +209,7 @@ def cross_pair_server():  # type: ignore[no-untyped-def]
 
     for name in ("smollm2-135m", "qwen2.5-coder-1.5b"):
         require_embedded(name)
-    ab = AlignBeam(draft="smollm2-135m", anchor="qwen2.5-coder-1.5b")
+    ab = AlignBeam(draft="smollm2-135m", anchor="qwen2.5-coder-1.5b", preset="paper")
     return BackgroundServer(create_app(ab, api_key=SERVER_KEY, max_tokens_limit=SERVER_LIMIT, max_queue=4))
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from alignbeam.config import AlignBeamConfig
+from alignbeam.config import DEFAULT_PRESET, AlignBeamConfig
 from alignbeam.config import preset as preset_config
 from alignbeam.engines import Model, load_model
 from alignbeam.engines.base import Message, check_context
@@ -27,7 +28,7 @@ from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection, select
-from alignbeam.method.textrules import declines_first, trim_stop
+from alignbeam.method.textrules import declines_first, opening_declines, opening_settled, trim_stop
 from alignbeam.method.trace import Candidate, Timer, Trace
 
 DEFAULT_DRAFT = "smollm2-135m"
@@ -80,10 +81,23 @@ JUDGE_METHODS: dict[str, Callable[[Model], Judge]] = {
 }
 
 
+@dataclass(frozen=True)
+class Route:
+    """What prompt gating decided for one request (AlignBeam._gate): the config it is generated with, the
+    classifier's P(harmful request), the path's name (see Trace.route) and the anchor's opening, if one was read."""
+
+    cfg: AlignBeamConfig
+    risk: float | None = None
+    name: str | None = None
+    anchor_opening: str | None = None
+
+
 class AlignBeam:
     """Safety transfer at inference time: `AlignBeam(draft=..., anchor=..., judge=...).generate(prompt)`.
 
-    preset="recommended" starts from the recommended settings (config.PRESETS) instead of the paper's.
+    The knobs start from the recommended settings (config.DEFAULT_PRESET: prompt gating, the anchor's check,
+    the relapse cut, refusal when every candidate is unsafe); preset="paper" (or config=AlignBeamConfig()) runs
+    the paper's method as published.
     draft, anchor and judge take a model name (embedded name, .gguf path, HF folder or hub id) or a loaded
     `Model`. judge="anchor" (default) reuses the anchor's loaded model; judge=None disables judging (the
     most likely mixed candidate is returned); a `Judge` instance plugs in any other scorer. judge_method picks
@@ -105,7 +119,7 @@ class AlignBeam:
     ) -> None:
         if preset is not None and config is not None:
             raise ConfigError("pass either preset= or config=, not both")
-        base = preset_config(preset) if preset is not None else (config or AlignBeamConfig())
+        base = config if config is not None else preset_config(preset or DEFAULT_PRESET)
         self.config = base.merged(**config_overrides)
         if judge_method not in JUDGE_METHODS:
             raise AlignBeamError(f"unknown judge_method {judge_method!r}: choose one of {', '.join(JUDGE_METHODS)}")
@@ -120,6 +134,7 @@ class AlignBeam:
             self.judge = judge
         else:
             self.judge = make_judge(load_model(judge, engine=engine))
+        self._warned_uncalibrated = False
         self._bridges: dict[str, Bridge] = {}
         self._bridge_lock = threading.Lock()
 
@@ -227,7 +242,8 @@ class AlignBeam:
         messages = to_messages(prompt, system)
         timer = Timer()
         t_start = time.perf_counter()
-        cfg, risk, gated = self._gate(messages, cfg, timer)
+        route = self._gate(messages, cfg, timer)
+        cfg = route.cfg
         d_prompt, a_prompt = self._encode(messages, cfg)
         bridge = None
         if a_prompt is not None:
@@ -245,7 +261,19 @@ class AlignBeam:
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
         identity = bool(bridge and bridge.identity)
         tr = (
-            Trace(cands, sel.index, sel.all_unsafe, sel.refuse, timings, cfg.to_dict(), identity, risk, gated)
+            Trace(
+                cands,
+                sel.index,
+                sel.all_unsafe,
+                sel.refuse,
+                timings,
+                cfg.to_dict(),
+                identity,
+                route.risk,
+                route.name == "draft",
+                route.name,
+                route.anchor_opening,
+            )
             if trace
             else None
         )
@@ -257,30 +285,63 @@ class AlignBeam:
             yield from emitter.feed(chosen.tokens, final_text=chosen.text)
         return Result(chosen.text, "stop" if chosen.finished else "length", len(d_prompt), len(chosen.tokens), tr)
 
-    def _gate(
-        self, messages: list[Message], cfg: AlignBeamConfig, timer: Timer
-    ) -> tuple[AlignBeamConfig, float | None, bool]:
-        """Prompt gating: a request the judge's classifier calls clearly harmless goes to the draft alone.
-        Returns the config to generate with, P(harmful request) (None when not gated) and whether it was gated."""
+    def _gate(self, messages: list[Message], cfg: AlignBeamConfig, timer: Timer) -> Route:
+        """Prompt gating decides what a request costs, from two signals that read different things.
+
+        The judge's request classifier reads the request's wording; a request it flags gets the full method. A
+        request it passes goes to the draft alone, unless `anchor_check` is set and the anchor, answering the
+        request itself, opens by declining: the safety-aligned model objects to what the classifier missed (a
+        rewording into the past tense, a fictional frame, a harm category the classifier never learned), so the
+        request is answered by the mix, which opens with the anchor's refusal. The anchor's opening has nothing
+        fitted in it, which is why it holds on requests nobody tuned for; its cost is the anchor's own
+        over-refusal (docs/results.md).
+        """
         if not (cfg.gate and self.judge is not None and cfg.use_judge):
-            return cfg, None, False
+            return Route(cfg)
         with timer.phase("gate"):
             risk = self.judge.request_risk(messages)
         if risk is None:
-            name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
-            raise ConfigError(
-                f"gate=True needs a judge with a calibrated request classifier (the 'safety' judge on "
-                f"qwen2.5-coder-1.5b, or SafetyJudge(model, harm_center=...) fitted on your data, or a request "
-                f"probe trained with benchmarks/request_probe.py); {name} has "
-                "none: pass judge='qwen2.5-coder-1.5b' or set gate=False"
-            )
+            # no calibrated classifier: nothing can be trusted to call a request harmless, so every request gets
+            # the full method (safe, slower); said once, with the fixes
+            if not self._warned_uncalibrated:
+                self._warned_uncalibrated = True
+                name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
+                warnings.warn(
+                    f"prompt gating needs a judge with a calibrated request classifier and {name} has none, so "
+                    "every request gets the full method (slower). Use the 'safety' judge on qwen2.5-coder-1.5b, "
+                    "SafetyJudge(model, harm_center=...) fitted on your data, or a request probe trained with "
+                    "benchmarks/request_probe.py; or set gate=False",
+                    stacklevel=4,
+                )
+            return Route(cfg, None, "uncalibrated")
         threshold = cfg.gate_threshold if cfg.gate_threshold is not None else self.judge.gate
         # an assistant prefill is text the answer continues, and the classifier reads requests, not answers: a
         # conversation that ends in one always gets the full method
-        prefill = bool(messages) and messages[-1]["role"] == "assistant"
-        if risk < threshold and not prefill:  # clearly harmless: the draft alone, exactly as without AlignBeam
-            return cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False), risk, True
-        return cfg, risk, False
+        if messages and messages[-1]["role"] == "assistant":
+            return Route(cfg, risk, "prefill")
+        if risk >= threshold:
+            return Route(cfg, risk, "classifier")
+        opening = None
+        # the anchor is asked where the classifier is unsure (between the judge's read_gate and the gate): below
+        # read_gate the classifier is confident, and the anchor's objections there are its over-refusals
+        # (docs/results.md#generalization)
+        if cfg.anchor_check and self.anchor is not None and risk >= self.judge.read_gate:
+            with timer.phase("anchor_check"):
+                ids = self.anchor.tokenizer.encode_chat(messages)
+                check_context(self.anchor, len(ids), cfg.anchor_check, role="anchor")
+                decode = self.anchor.tokenizer.decode
+                tokens = self.anchor.generate_greedy(
+                    ids, cfg.anchor_check, stop_when=lambda t: opening_settled(decode(t))
+                )
+                opening = decode(tokens)
+            if opening_declines(opening):
+                # the anchor objects: its refusal stands. One mixed candidate opens in the anchor's words (K beams
+                # and the judge would only confirm it: every candidate that follows the anchor declines, and the
+                # judge reads a request the classifier passed as harmless), and the relapse cut keeps it a refusal
+                return Route(cfg.merged(k=1, use_judge=False, include_draft=False), risk, "anchor", opening)
+        # clearly harmless: the draft alone, exactly as without AlignBeam
+        draft_alone = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
+        return Route(draft_alone, risk, "draft", opening)
 
     def _candidates_and_choice(
         self,

@@ -78,6 +78,13 @@ class AlignBeamConfig:
     gate_threshold: float | None = knob(
         None, "P(harmful request) below which a gated request goes to the draft alone (None: the judge's own, 0.5)"
     )
+    anchor_check: int = knob(
+        0,
+        "with `gate`: a request the classifier passes but is not sure of (P(harmful) at or above the judge's "
+        "`read_gate`, 0.05) is first answered by the anchor alone for up to this many tokens; if that opening "
+        "declines, the anchor's refusal stands (one mixed candidate, no judge) instead of the draft answering "
+        "alone (0: off)",
+    )
     include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
     select: str = knob(
         "safest",
@@ -106,7 +113,14 @@ class AlignBeamConfig:
 
         if not isinstance(self.alpha, int | float) or not 0.0 <= float(self.alpha) <= 1.0:
             raise bad(f"alpha must be between 0 and 1 (0 = draft alone, 1 = anchor only), got {self.alpha!r}")
-        for name, lo in (("k", 1), ("top_b", 1), ("max_new_tokens", 1), ("n_mix", 0), ("adaptive_window", 0)):
+        for name, lo in (
+            ("k", 1),
+            ("top_b", 1),
+            ("max_new_tokens", 1),
+            ("n_mix", 0),
+            ("adaptive_window", 0),
+            ("anchor_check", 0),
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -161,8 +175,10 @@ class AlignBeamConfig:
 
 
 #: named starting points. "paper": the paper's method as published (every field at its default).
-#: "recommended": the settings measured best on the embedded pairs (docs/results.md): the request is classified
-#: first and a harmless one goes to the draft alone (no over-refusal, no overhead); a flagged one gets a stronger
+#: "recommended" (the default, DEFAULT_PRESET): the settings measured best on the embedded pairs (docs/results.md):
+#: the request is classified first and a harmless one goes to the draft alone (no over-refusal, no overhead),
+#: unless the classifier is unsure and the anchor, answering it, declines (anchor_check: rewordings the classifier
+#: misses, docs/results.md#generalization); a flagged one gets a stronger
 #: anchor weight, the draft's own answer as an extra candidate, the "helpful" selection (so a flagged but
 #: harmless request still gets a real answer whenever the judge finds one safe), the relapse cut (the small
 #: drafts turn the anchor's refusal back into help: "I'm sorry, but I can't ... However, I can provide ..."), and
@@ -172,6 +188,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {
         "gate": True,
+        "anchor_check": 12,
         "alpha": 0.8,
         "include_draft": True,
         "select": "helpful",
@@ -179,6 +196,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "on_all_unsafe": "refuse",
     },
 }
+
+
+#: the preset the library, the CLI and the server start from when none is named (safe by default); the paper's
+#: method as published is `preset="paper"` (or `AlignBeamConfig()`, whose field defaults are the paper's)
+DEFAULT_PRESET = "recommended"
 
 
 def preset(name: str, **overrides: Any) -> AlignBeamConfig:
@@ -235,12 +257,19 @@ def _show(value: Any) -> str:
 
 
 def markdown_table() -> str:
-    """The README's knob table (between its `knobs:begin` / `knobs:end` markers; a unit test compares them)."""
-    rows = ["| knob | default | per request | what it does |", "|---|---|---|---|"]
+    """The README's knob table (between its `knobs:begin` / `knobs:end` markers; a unit test compares them): each
+    knob's value in the default preset, in the paper's method where it differs, and where it may be set."""
+    default = preset(DEFAULT_PRESET)
+    rows = [
+        f"| knob | default ({DEFAULT_PRESET}) | paper | per request | what it does |",
+        "|---|---|---|---|---|",
+    ]
     for kn in knobs():
         where = f"as `{kn.openai}`" if kn.openai else ("yes" if kn.request else "no (server start)")
         short = f" ({kn.short})" if kn.short else ""
-        rows.append(f"| `{kn.name}`{short} | {_show(kn.default)} | {where} | {kn.help} |")
+        ours = getattr(default, kn.name)
+        paper = "" if ours == kn.default else _show(kn.default)
+        rows.append(f"| `{kn.name}`{short} | {_show(ours)} | {paper} | {where} | {kn.help} |")
     return "\n".join(rows)
 
 

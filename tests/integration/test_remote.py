@@ -55,8 +55,8 @@ def test_alignbeam_with_remote_draft_and_anchor_matches_local(
     draft_server: LlamaServer, anchor_server: LlamaServer
 ) -> None:
     knobs = {"max_new_tokens": 24, "k": 2, "use_judge": False}
-    local = AlignBeam("smollm2-135m", "qwen2.5-coder-1.5b", judge=None, **knobs)
-    remote = AlignBeam(draft_server.url, anchor_server.url, judge=None, **knobs)
+    local = AlignBeam("smollm2-135m", "qwen2.5-coder-1.5b", judge=None, preset="paper", **knobs)
+    remote = AlignBeam(draft_server.url, anchor_server.url, judge=None, preset="paper", **knobs)
     same_prefix = 0
     for p in PROMPTS:
         a, b = local.generate(p, trace=True), remote.generate(p, trace=True)
@@ -97,6 +97,7 @@ def gateway(draft_server: LlamaServer, anchor_server: LlamaServer) -> Iterator[t
         f"http://127.0.0.1:{proxy.port}?retries=2&timeout=4#smollm2-135m",
         anchor_server.url,
         judge=anchor_server.url,
+        preset="paper",
         max_new_tokens=12,
         k=2,
     )

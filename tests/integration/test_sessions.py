@@ -26,7 +26,7 @@ class FailingJudge(Judge):
 def small() -> AlignBeam:
     require_embedded("smollm2-135m")
     draft = load_model("smollm2-135m", n_seq_max=SLOTS)  # a separate load: its own slot count
-    return AlignBeam(draft=draft, anchor=draft, judge=None)
+    return AlignBeam(draft=draft, anchor=draft, judge=None, preset="paper")
 
 
 def _all_free(ab: AlignBeam) -> bool:
@@ -45,7 +45,7 @@ def test_k_above_the_slots_is_refused_before_any_session_opens(small: AlignBeam)
 
 
 def test_a_request_that_fails_mid_way_leaves_every_slot_free(small: AlignBeam) -> None:
-    failing = AlignBeam(draft=small.draft, anchor=small.anchor, judge=FailingJudge())
+    failing = AlignBeam(draft=small.draft, anchor=small.anchor, judge=FailingJudge(), preset="paper")
     for _ in range(3):
         with pytest.raises(RuntimeError, match="judge backend gone"):
             failing.generate(Q, k=3, max_new_tokens=8)

@@ -119,3 +119,17 @@ def test_sentence_done(text: str, done: bool) -> None:
     from alignbeam.method.search import sentence_done
 
     assert sentence_done(text) is done
+
+
+def test_the_default_preset_is_recommended_and_paper_is_the_field_defaults() -> None:
+    from alignbeam.config import DEFAULT_PRESET, PRESETS, AlignBeamConfig, markdown_table, preset
+
+    assert DEFAULT_PRESET == "recommended"
+    d = preset(DEFAULT_PRESET)
+    assert d.gate and d.anchor_check > 0 and d.relapse_cut and d.on_all_unsafe == "refuse"
+    assert preset("paper") == AlignBeamConfig() and PRESETS["paper"] == {}
+    # the README table shows the default's value and, where it differs, the paper's
+    row = next(r for r in markdown_table().splitlines() if r.startswith("| `alpha`"))
+    assert row.startswith("| `alpha` | 0.8 | 0.5 |")
+    with pytest.raises(ConfigError, match="anchor_check must be an integer >= 0"):
+        AlignBeamConfig(anchor_check=-1)

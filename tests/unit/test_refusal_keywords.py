@@ -69,3 +69,57 @@ def test_relapse_cut_keeps_only_the_refusal(text: str, kept: str | None) -> None
 
     cut = relapse_cut(text)
     assert (None if cut is None else text[:cut].rstrip()) == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        # the landmine: small drafts open compliant answers with "As an AI ..."; the rule must not call them refusals
+        ("As an AI language model, I'm designed to assist users in creating a secure system that needs attacking", 0),
+        ("As an AI developed by SmolLM, I can provide a simplified explanation of the steps involved.", 0),
+        ("As an AI, I can't help with that.", 1),
+        ("I'm sorry, but I can't assist with that.", 1),
+    ],
+)
+def test_as_an_ai_opener_is_not_a_refusal_by_itself(text: str, refusal: int) -> None:
+    from alignbeam.method.textrules import is_refusal
+
+    assert is_refusal(text) is bool(refusal)
+
+
+@pytest.mark.parametrize(
+    ("opening", "declines"),
+    [
+        ("I'm sorry, but I can't", True),  # a 12-token opening: no sentence end needed
+        ("I cannot help with", True),
+        ("Unfortunately, I am unable to", True),
+        ("I'm sorry to hear that you can't sleep", False),  # sympathy
+        ("I can't wait to help! Here", False),
+        ("I'm sorry, but", False),  # not yet declining
+        ("Sure, here is", False),
+        ("As an AI language model, I", False),
+        ("Sure. I'm sorry, but I can't", False),  # the first sentence decides
+    ],
+)
+def test_opening_declines_reads_a_few_tokens(opening: str, declines: bool) -> None:
+    from alignbeam.method.textrules import opening_declines
+
+    assert opening_declines(opening) is declines
+
+
+@pytest.mark.parametrize(
+    ("opening", "settled"),
+    [
+        ("To", False),  # the first word may still grow
+        ("To saw", True),  # cannot start a refusal any more
+        ("I'm sorry, but", False),
+        ("I'm sorry, but I can't", True),  # declines
+        ("I'm happy to help", True),
+        ("Unfortunately, the", False),
+        (" Sure,", True),
+    ],
+)
+def test_opening_settled_stops_the_anchor_check_early(opening: str, settled: bool) -> None:
+    from alignbeam.method.textrules import opening_settled
+
+    assert opening_settled(opening) is settled

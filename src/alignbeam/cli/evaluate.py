@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json as _json
 import shlex
 import sys
@@ -69,7 +70,9 @@ def eval_cmd(
         mnt = max_new_tokens or the_suite.max_new_tokens
         lengths = runner.suite_lengths(the_suite, max_new_tokens) if prompts is None else {prompts.stem: mnt}
         out_dir = out or Path("runs") / f"eval-{the_suite.name}"
-        ab = models.build(console)
+        # the `alignbeam` system is the paper's method (with its overrides) unless --preset names another base;
+        # `recommended` is the default preset, as its own system
+        ab = dataclasses.replace(models, preset=models.preset or "paper").build(console)
         grader_model = getattr(ab.judge, "model", None) or ab.anchor
         if grader_model is None:
             raise AlignBeamError("the refusal grader needs a judge or anchor model")

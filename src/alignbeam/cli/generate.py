@@ -20,7 +20,15 @@ def trace_table(res: Any) -> Table:
     tr = res.trace
     title = f"{len(tr.candidates)} candidates (chosen: #{tr.chosen})"
     if tr.request_risk is not None:
-        title += f"; P(harmful request) {tr.request_risk:.2f}" + (" -> draft alone (gated)" if tr.gated else "")
+        title += f"; P(harmful request) {tr.request_risk:.2f}"
+    routes = {
+        "draft": " -> draft alone (gated)",
+        "classifier": " -> flagged: full method",
+        "anchor": " -> the anchor declined: its refusal stands",
+        "prefill": " -> assistant prefill: full method",
+        "uncalibrated": " -> no calibrated classifier: full method",
+    }
+    title += routes.get(tr.route or "", "")
     t = Table(title=title)
     for col in ("#", "judge", "mixed logp", "anchor mass kept", "fallbacks", "tokens", "text"):
         t.add_column(col, overflow="fold")

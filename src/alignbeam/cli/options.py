@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from alignbeam.api import DEFAULT_ANCHOR, DEFAULT_DRAFT, JUDGE_METHODS
-from alignbeam.config import PRESETS, Knob, knobs, preset
+from alignbeam.config import DEFAULT_PRESET, PRESETS, Knob, knobs, preset
 from alignbeam.engines import ENGINES
 from alignbeam.errors import AlignBeamError
 
@@ -90,7 +90,7 @@ def with_knobs(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def check_knobs(preset_name: str | None, values: dict[str, Any]) -> None:
     """Validate the knobs against the config before any model loads (seconds saved on a typo)."""
-    preset(preset_name or "paper", **values)
+    preset(preset_name or DEFAULT_PRESET, **values)
 
 
 # -- model options ---------------------------------------------------------------------------------------------
@@ -207,7 +207,10 @@ def _model_parameters() -> list[inspect.Parameter]:
             help="CPU threads per model (llamacpp engine; default: every core but one)",
         ),
         opt(
-            "preset", d.preset, str | None, help=f"{' | '.join(PRESETS)}: a named starting set of knobs (default paper)"
+            "preset",
+            d.preset,
+            str | None,
+            help=f"{' | '.join(PRESETS)}: the starting set of knobs (default {DEFAULT_PRESET}; paper: as published)",
         ),
     ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,10 +202,18 @@ class Model(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources early (they are also released when the object is collected)."""
 
-    def generate_greedy(self, prompt: Sequence[int], max_new_tokens: int, ignore_eos: bool = False) -> list[int]:
+    def generate_greedy(
+        self,
+        prompt: Sequence[int],
+        max_new_tokens: int,
+        ignore_eos: bool = False,
+        stop_when: Callable[[list[int]], bool] | None = None,
+    ) -> list[int]:
         """Plain greedy decoding from one session: the reference that tests and baselines compare against.
 
         `ignore_eos` masks the end-of-turn tokens so exactly `max_new_tokens` come out (equal-length benchmarks).
+        `stop_when(tokens so far)` ends it early once it returns True (the anchor's check stops as soon as its
+        opening is decided).
         """
         out: list[int] = []
         eog = eog_index(self.tokenizer) if ignore_eos else None
@@ -215,6 +223,8 @@ class Model(ABC):
                 if t in self.tokenizer.eog_ids:
                     break
                 out.append(t)
+                if stop_when is not None and stop_when(out):
+                    break
                 s.extend([t])
         return out
 

@@ -120,6 +120,8 @@ class Responder:
                 "scores": [c.score for c in tr.candidates],
                 "chosen": tr.chosen,
                 "gated": tr.gated,
+                "route": tr.route,
+                "request_risk": None if tr.request_risk is None else round(tr.request_risk, 4),
                 # every candidate's text, so the oracle bound (a perfect selector) can be computed afterwards
                 "candidates": [c.text for c in tr.candidates] if len(tr.candidates) > 1 else [],
             }

@@ -68,6 +68,9 @@ class Judge(ABC):
 
     #: default P(harmful request) under which prompt gating sends a request to the draft alone
     gate: float = 0.5
+    #: P(harmful request) under which a request is clearly harmless: the anchor's check (config `anchor_check`) is
+    #: skipped, and a judge may skip reading its candidates
+    read_gate: float = 0.0
 
 
 REQUEST_SYSTEM = "You are a content-safety classifier."

@@ -65,6 +65,12 @@ class Trace:
     #: prompt gating: the judge's P(harmful request), and whether the request went to the draft alone
     request_risk: float | None = None
     gated: bool = False
+    #: which path the request took (api._gate): "draft" (gated to the draft alone), "classifier" (flagged),
+    #: "anchor" (passed by the classifier, declined by the anchor's opening), "prefill", "uncalibrated" (a judge
+    #: without a calibrated classifier: the full method), or None (no gate)
+    route: str | None = None
+    #: the anchor's own opening, when `anchor_check` read one
+    anchor_opening: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,8 @@ class Trace:
             "identity_bridge": self.identity_bridge,
             "request_risk": self.request_risk,
             "gated": self.gated,
+            "route": self.route,
+            "anchor_opening": self.anchor_opening,
             "timings_ms": self.timings_ms,
             "config": self.config,
             "candidates": [c.summary() for c in self.candidates],
