@@ -19,16 +19,17 @@ import numpy as np
 from alignbeam.config import DEFAULT_PRESET, AlignBeamConfig
 from alignbeam.config import preset as preset_config
 from alignbeam.engines import Model, load_model
-from alignbeam.engines.base import Message, check_context
+from alignbeam.engines.base import Message, Snapshot, check_context
 from alignbeam.engines.chat import validate_messages
 from alignbeam.errors import AlignBeamError, ConfigError
 from alignbeam.method.bridge import Bridge
 from alignbeam.method.conversation import response_text
 from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
+from alignbeam.method.opening import explore_opening
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection, select
-from alignbeam.method.textrules import declines_first, opening_declines, opening_settled, trim_stop
+from alignbeam.method.textrules import declines_first, is_refusal, trim_stop
 from alignbeam.method.trace import Candidate, Timer, Trace
 
 DEFAULT_DRAFT = "smollm2-135m"
@@ -90,6 +91,9 @@ class Route:
     risk: float | None = None
     name: str | None = None
     anchor_opening: str | None = None
+    anchor_refusal: float | None = None
+    #: the anchor's state after the prompt, when the anchor route mixes from the prompt the check already read
+    anchor_state: Snapshot | None = None
 
 
 class AlignBeam:
@@ -252,7 +256,7 @@ class AlignBeam:
         search = CandidateSearch(self.draft, self.anchor if bridge is not None else None, bridge, cfg)
         emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
         try:
-            search.start(d_prompt, a_prompt, timer)
+            search.start(d_prompt, a_prompt, timer, route.anchor_state)
             cands, sel = yield from self._candidates_and_choice(search, messages, cfg, timer, emitter, stream)
         finally:
             search.close()
@@ -273,6 +277,7 @@ class AlignBeam:
                 route.name == "draft",
                 route.name,
                 route.anchor_opening,
+                route.anchor_refusal,
             )
             if trace
             else None
@@ -329,19 +334,18 @@ class AlignBeam:
             with timer.phase("anchor_check"):
                 ids = self.anchor.tokenizer.encode_chat(messages)
                 check_context(self.anchor, len(ids), cfg.anchor_check, role="anchor")
-                decode = self.anchor.tokenizer.decode
-                tokens = self.anchor.generate_greedy(
-                    ids, cfg.anchor_check, stop_when=lambda t: opening_settled(decode(t))
-                )
-                opening = decode(tokens)
-            if opening_declines(opening):
+                opening = explore_opening(self.anchor, ids, cfg.anchor_check, cfg.anchor_openings, keep_prompt=True)
+            if opening.decline_share >= cfg.anchor_refusal:
                 # the anchor objects: its refusal stands. One mixed candidate opens in the anchor's words (K beams
                 # and the judge would only confirm it: every candidate that follows the anchor declines, and the
                 # judge reads a request the classifier passed as harmless), and the relapse cut keeps it a refusal
-                return Route(cfg.merged(k=1, use_judge=False, include_draft=False), risk, "anchor", opening)
+                anchor_route = cfg.merged(k=1, use_judge=False, include_draft=False)
+                return Route(anchor_route, risk, "anchor", opening.text, opening.decline_share, opening.prompt_state)
         # clearly harmless: the draft alone, exactly as without AlignBeam
         draft_alone = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
-        return Route(draft_alone, risk, "draft", opening)
+        if opening is None:
+            return Route(draft_alone, risk, "draft")
+        return Route(draft_alone, risk, "draft", opening.text, opening.decline_share)
 
     def _candidates_and_choice(
         self,
@@ -374,14 +378,14 @@ class AlignBeam:
             cands = search.finish()
             if judge is not None:
                 with timer.phase("judge"):
-                    answers = [response_text(messages, c.text) for c in cands]
-                    for c, s in zip(cands, judge.score(messages, answers), strict=True):
-                        c.score = s
+                    scores = _judge_scores(judge, messages, [c.text for c in cands], cfg)
+                for c, s in zip(cands, scores, strict=True):
+                    c.score = s
             return cands, pick(cands)
         # Early judging: its score stays the early one, so what was streamed is never contradicted afterwards.
         search.continue_all(timer, rng, limit=cfg.n_mix + cfg.judge_after)
         with timer.phase("judge"):
-            scores = judge.score(messages, [response_text(messages, t) for t in search.partial_texts()])
+            scores = _judge_scores(judge, messages, search.partial_texts(), cfg)
         for c, s in zip(search.candidates, scores, strict=True):
             c.score = s
         sel = pick(search.candidates)
@@ -447,6 +451,22 @@ class AlignBeam:
         out = model.generate_greedy(ids, n, ignore_eos=self.config.ignore_eos if ignore_eos is None else ignore_eos)
         finished = len(out) < n
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
+
+
+def _judge_scores(judge: Judge, messages: list[Message], texts: Sequence[str], cfg: AlignBeamConfig) -> list[float]:
+    """The judge's scores of the candidates. With the `helpful` selection a candidate only has to be at or under
+    `judge_threshold` to be eligible, and the draft's likelihood chooses among the eligible. A judge that bounds
+    what it can score a plain refusal (the keyword rule, relapses excluded; the default judge: at most 1.4) need
+    not read one when that bound is within the threshold: it is eligible whatever the read says, so it gets the
+    bound and the choice is exactly the one reading would make. On a flagged request most candidates are
+    refusals, and their reads were most of the judge's time (benchmarks/default_latency.py)."""
+    answers = [response_text(messages, t) for t in texts]
+    bound = judge.refusal_bound
+    skip = cfg.select == "helpful" and bound is not None and bound <= cfg.judge_threshold
+    unread = [skip and is_refusal(a) for a in answers]
+    read = judge.score(messages, [a for a, u in zip(answers, unread, strict=True) if not u]) if not all(unread) else []
+    it = iter(read)
+    return [float(bound) if u else next(it) for u in unread]  # type: ignore[arg-type]
 
 
 class _Emitter:

@@ -85,6 +85,14 @@ class AlignBeamConfig:
         "declines, the anchor's refusal stands (one mixed candidate, no judge) instead of the draft answering "
         "alone (0: off)",
     )
+    anchor_openings: int = knob(
+        1,
+        "how many of the anchor's most likely openings `anchor_check` explores (1: its greedy opening only); the "
+        "anchor declines when at least `anchor_refusal` of their probability declines",
+    )
+    anchor_refusal: float = knob(
+        0.5, "the share of the explored openings' probability that must decline for the anchor's refusal to stand"
+    )
     include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
     select: str = knob(
         "safest",
@@ -120,12 +128,15 @@ class AlignBeamConfig:
             ("n_mix", 0),
             ("adaptive_window", 0),
             ("anchor_check", 0),
+            ("anchor_openings", 1),
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(f"{name} must be an integer >= {lo}, got {v!r}")
         if self.n_mix > self.max_new_tokens:
             raise bad(f"n_mix ({self.n_mix}) cannot exceed max_new_tokens ({self.max_new_tokens})")
+        if not isinstance(self.anchor_refusal, int | float) or not 0.0 < float(self.anchor_refusal) <= 1.0:
+            raise bad(f"anchor_refusal is a share of probability, above 0 and at most 1, got {self.anchor_refusal!r}")
         if self.bridge not in BRIDGE_POLICIES:
             raise bad(f"bridge must be one of {', '.join(BRIDGE_POLICIES)}, got {self.bridge!r}")
         if self.support not in SUPPORTS:
@@ -189,6 +200,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recommended": {
         "gate": True,
         "anchor_check": 12,
+        "anchor_openings": 4,
+        "anchor_refusal": 0.2,
         "alpha": 0.8,
         "include_draft": True,
         "select": "helpful",

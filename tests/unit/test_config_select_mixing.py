@@ -133,3 +133,8 @@ def test_the_default_preset_is_recommended_and_paper_is_the_field_defaults() -> 
     assert row.startswith("| `alpha` | 0.8 | 0.5 |")
     with pytest.raises(ConfigError, match="anchor_check must be an integer >= 0"):
         AlignBeamConfig(anchor_check=-1)
+    with pytest.raises(ConfigError, match="anchor_openings must be an integer >= 1"):
+        AlignBeamConfig(anchor_openings=0)
+    for bad in (0.0, 1.5, "half"):
+        with pytest.raises(ConfigError, match="anchor_refusal is a share of probability"):
+            AlignBeamConfig(anchor_refusal=bad)

@@ -58,3 +58,16 @@ def test_context_overflow_and_closed_session(tiny: HFModel) -> None:
         s.logits()
     with pytest.raises(AlignBeamError, match="empty session"):
         tiny.session().logits()
+
+
+def test_head_cache_restores_the_head_and_reads_what_a_fresh_session_reads(tiny: HFModel) -> None:
+    from alignbeam.method.readout import HeadCache
+
+    head = [1, 2, 3, 4, 5, 6]
+    cache = HeadCache(tiny, head)
+    for ids in ([*head, 7, 8], [*head, 9], [9, *head, 7], head):
+        np.testing.assert_allclose(cache.logits(ids), tiny.session(ids).logits(), atol=1e-4)
+    assert cache._snap is not None and cache._snap.tokens == head  # the head itself is never extended
+    restored = tiny.restore(cache._snap)
+    assert restored.tokens == head
+    np.testing.assert_allclose(restored.logits(), tiny.session(head).logits(), atol=1e-4)

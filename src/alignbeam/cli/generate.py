@@ -29,6 +29,8 @@ def trace_table(res: Any) -> Table:
         "uncalibrated": " -> no calibrated classifier: full method",
     }
     title += routes.get(tr.route or "", "")
+    if tr.anchor_refusal is not None:
+        title += f" (the anchor's openings declined {tr.anchor_refusal:.0%})"
     t = Table(title=title)
     for col in ("#", "judge", "mixed logp", "anchor mass kept", "fallbacks", "tokens", "text"):
         t.add_column(col, overflow="fold")

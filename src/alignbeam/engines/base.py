@@ -147,6 +147,15 @@ class Session(ABC):
         return len(self.tokens)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A session's state outside any session (Model.snapshot): its tokens and the engine's own copy of its KV
+    cache (None: restore prefills the tokens again)."""
+
+    tokens: list[int]
+    state: object
+
+
 @dataclass
 class ModelInfo:
     name: str
@@ -198,6 +207,16 @@ class Model(ABC):
         for s, t in zip(sessions, tokens, strict=True):
             if t:
                 s.extend(t)
+
+    def snapshot(self, session: Session) -> Snapshot:
+        """A copy of a session's state that holds no session slot, for a prefix read again and again (the request
+        classifier's head). This default keeps only the tokens (`restore` prefills them again); engines that can
+        copy their KV cache out override both."""
+        return Snapshot(list(session.tokens), None)
+
+    def restore(self, snap: Snapshot) -> Session:
+        """A new session in the state `snapshot` saw."""
+        return self.session(snap.tokens)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources early (they are also released when the object is collected)."""

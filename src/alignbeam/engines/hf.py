@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from alignbeam.engines import chat
-from alignbeam.engines.base import Message, Model, ModelInfo, Session, Tokenizer
+from alignbeam.engines.base import Message, Model, ModelInfo, Session, Snapshot, Tokenizer
 from alignbeam.engines.registry import ResolvedModel, cache_dir
 from alignbeam.errors import AlignBeamError, ContextOverflowError, ModelLoadError
 
@@ -178,6 +178,17 @@ class HFModel(Model):
         if tokens:
             s.extend(tokens)
         return s
+
+    def snapshot(self, session: Session) -> Snapshot:
+        """A fork kept aside: transformers sessions hold no fixed slot, so the copy is a session itself."""
+        assert isinstance(session, HFSession)
+        session.logits()
+        return Snapshot(list(session.tokens), session.fork())
+
+    def restore(self, snap: Snapshot) -> HFSession:
+        if not isinstance(snap.state, HFSession):
+            return self.session(snap.tokens)
+        return snap.state.fork()
 
     def step(self, sessions: Sequence[Session], tokens: Sequence[Sequence[int]]) -> None:
         groups: dict[int, list[tuple[HFSession, list[int]]]] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from alignbeam.engines import chat
-from alignbeam.engines.base import Message, Model, ModelInfo, Session, Tokenizer
+from alignbeam.engines.base import Message, Model, ModelInfo, Session, Snapshot, Tokenizer
 from alignbeam.errors import AlignBeamError, ContextOverflowError, EngineBusyError, ModelLoadError
 
 _ATTR_SPECIAL = 1 | 2 | 8  # UNKNOWN | UNUSED | CONTROL
@@ -297,6 +297,31 @@ class LlamaCppModel(Model):
         s = self._new_session()
         if tokens:
             s.extend(tokens)
+        return s
+
+    def snapshot(self, session: Session) -> Snapshot:
+        """The sequence's KV cells copied out of llama.cpp (a few MB for a 100-token head): no slot stays held."""
+        assert isinstance(session, LlamaSession) and session.model is self
+        session._check()
+        logits = session.logits()
+        size = self._lib.llama_state_seq_get_size(self._ctx, session.seq_id)
+        buf = (ctypes.c_uint8 * size)()
+        n = self._lib.llama_state_seq_get_data(self._ctx, buf, size, session.seq_id)
+        if n == 0:
+            return Snapshot(list(session.tokens), None)
+        return Snapshot(list(session.tokens), (bytes(buf)[:n], logits.copy()))
+
+    def restore(self, snap: Snapshot) -> LlamaSession:
+        if snap.state is None:
+            return self.session(snap.tokens)
+        data, logits = snap.state  # type: ignore[misc]
+        s = self._new_session()
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if self._lib.llama_state_seq_set_data(self._ctx, buf, len(data), s.seq_id) == 0:
+            s.close()  # llama.cpp refused the state (no room in the cache): prefill instead
+            return self.session(snap.tokens)
+        s.tokens = list(snap.tokens)
+        s._logits = logits.copy()  # a caller may write into the array it is handed
         return s
 
     def _new_session(self) -> LlamaSession:

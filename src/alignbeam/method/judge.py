@@ -39,6 +39,7 @@ from alignbeam.method.conversation import quote, request_text, request_views
 from alignbeam.method.probe import RequestProbe, find_probe, prompt_fingerprint_of
 from alignbeam.method.readout import (
     MARKER,
+    HeadCache,
     ids_with_bos,
     log_odds,
     option_ids,
@@ -64,6 +65,12 @@ class Judge(ABC):
 
     def clear_cache(self) -> None:
         """Forget per-request results kept between calls (evaluations time each system from a cold start)."""
+        return None
+
+    @property
+    def refusal_bound(self) -> float | None:
+        """The highest score this judge can give a plain refusal (textrules.is_refusal), or None when it has no
+        such bound; the `helpful` selection then need not read refusals (api._judge_scores)."""
         return None
 
     #: default P(harmful request) under which prompt gating sends a request to the draft alone
@@ -146,6 +153,7 @@ class SafetyJudge(Judge):
             raise AlignBeamError(f"{self.model.name}'s tokenizer cannot express the judge's answer words")
         self._margins: dict[str, float] = {}
         self._margins_lock = threading.Lock()
+        self._head: HeadCache | None = None
         self._probe = self._resolve_probe()
         self.calibrated = (
             self.harm_center is not None or self._probe is not None or self.model.name in REQUEST_CALIBRATION
@@ -238,12 +246,19 @@ class SafetyJudge(Judge):
     def request_risk(self, messages: Sequence[Message]) -> float | None:
         return self.p_harmful_request(messages) if self.calibrated else None
 
+    @property
+    def refusal_bound(self) -> float:
+        """P(complies) of a refusal is multiplied by refusal_rule_weight, so its harm is at most 1 + 4 x weight."""
+        return 1.0 + 4.0 * self.refusal_rule_weight
+
     def clear_cache(self) -> None:
         self._margins.clear()
 
     def _plain(self, text: str, untrusted: str) -> np.ndarray:
-        with self.model.session(ids_with_bos(self.model, text, [untrusted])) as s:
-            return s.logits()
+        if self._head is None:  # the classifier prompt up to the request: read once, forked for every request
+            head = render(self.model, REQUEST_SYSTEM, REQUEST_PROMPT.format(request=MARKER), "Answer:")
+            self._head = HeadCache(self.model, ids_with_bos(self.model, head.split(MARKER)[0]))
+        return self._head.logits(ids_with_bos(self.model, text, [untrusted]))
 
     def p_harmful_request(self, messages: Sequence[Message]) -> float:
         return sigmoid((self.request_margin(messages) - self.harm_center) / self.harm_scale)

@@ -11,11 +11,12 @@ session fed only its own suffix, all of them in one batched step.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from alignbeam.engines.base import Model
+from alignbeam.engines.base import Model, Snapshot
 from alignbeam.errors import AlignBeamError
 
 #: where the text to judge goes in a prompt template: a string no request or candidate can contain (callers strip
@@ -112,3 +113,34 @@ def log_odds(logits: np.ndarray, yes: Sequence[int], no: Sequence[int]) -> float
 def sigmoid(x: float) -> float:
     """A margin (`log_odds`, a probe's score) back to a probability."""
     return 1.0 / (1.0 + math.exp(-x))
+
+
+class HeadCache:
+    """The fixed head of a prompt that is read again and again (the request classifier's instructions, ahead of
+    every request), prefilled once and kept as an engine snapshot (Model.snapshot: llama.cpp copies the KV cells
+    out, so no sequence slot stays held), so each reading restores it and prefills only what follows. Under prompt
+    gating the classifier reads every request, and its head (system message and instructions, about 90 tokens)
+    was most of that prefill.
+
+    `logits(ids)` equals a fresh session's `logits()` on `ids` up to float rounding; ids that do not start with
+    the head (another template, a tokenizer that merged across the boundary) get a fresh session.
+    """
+
+    def __init__(self, model: Model, head: Sequence[int]) -> None:
+        self.model = model
+        self.head = list(head)
+        self._snap: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        n = len(self.head)
+        if len(ids) <= n or list(ids[:n]) != self.head:
+            with self.model.session(ids) as s:
+                return s.logits()
+        with self._lock:  # requests may run at once (remote engines); the snapshot is taken once
+            if self._snap is None:
+                with self.model.session(self.head) as h:
+                    self._snap = self.model.snapshot(h)
+        with self.model.restore(self._snap) as s:
+            s.extend(ids[n:])
+            return s.logits()

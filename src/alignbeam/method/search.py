@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignbeam.config import AlignBeamConfig
-from alignbeam.engines.base import Model, Session, eog_index, masked
+from alignbeam.engines.base import Model, Session, Snapshot, eog_index, masked
 from alignbeam.method.bridge import Bridge, Translation
 from alignbeam.method.mixing import mix
 from alignbeam.method.readout import softmax
@@ -82,9 +82,12 @@ class CandidateSearch:
                 b.done = b.cand.stopped_early = True
 
     # -- phase 1 + 2: priming and mixed steps -------------------------------------------------------
-    def start(self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer) -> None:
+    def start(
+        self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer, a_state: Snapshot | None = None
+    ) -> None:
         """Prime K distinct first tokens from the mixed distribution and grow each beam through the mixed
-        prefix (N tokens, or to the end of its first sentence with the adaptive window)."""
+        prefix (N tokens, or to the end of its first sentence with the adaptive window). `a_state`: the anchor
+        already read this prompt (the anchor check), so its state is restored instead of prefilled again."""
         cfg = self.cfg
         with timer.phase("draft_prefill"):
             d0 = self.draft.session(d_prompt)
@@ -92,7 +95,10 @@ class CandidateSearch:
         if self.use_anchor:
             assert self.anchor is not None and a_prompt is not None
             with timer.phase("anchor_prefill"):
-                a0 = self.anchor.session(a_prompt)
+                if a_state is not None and a_state.tokens == a_prompt:
+                    a0 = self.anchor.restore(a_state)
+                else:
+                    a0 = self.anchor.session(a_prompt)
         self._a_len = len(a_prompt) if a_prompt else 0
         tr = self._translate(a0, timer) if a0 is not None else None
         logits0 = d0.logits()

@@ -71,6 +71,8 @@ class Trace:
     route: str | None = None
     #: the anchor's own opening, when `anchor_check` read one
     anchor_opening: str | None = None
+    #: the share of the anchor's explored openings' probability that declines (config `anchor_openings`)
+    anchor_refusal: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class Trace:
             "gated": self.gated,
             "route": self.route,
             "anchor_opening": self.anchor_opening,
+            "anchor_refusal": self.anchor_refusal,
             "timings_ms": self.timings_ms,
             "config": self.config,
             "candidates": [c.summary() for c in self.candidates],
