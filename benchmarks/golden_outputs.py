@@ -76,9 +76,8 @@ def _record_one(ab: AlignBeam, preset: str | None, prompt: str) -> dict[str, Any
 
 def _cli_text(preset: str, prompt: str) -> str:
     exe = Path(sys.executable).with_name("alignbeam")
-    cmd = [str(exe), "generate", prompt, "--json", "--max-new-tokens", str(MAX_NEW_TOKENS)]
-    if preset != "paper":
-        cmd += ["--preset", preset]
+    # the preset is always named: the CLI's default is the recommended preset, not the paper's
+    cmd = [str(exe), "generate", prompt, "--json", "--max-new-tokens", str(MAX_NEW_TOKENS), "--preset", preset]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out)["text"]
 

@@ -11,7 +11,7 @@ same models and knobs; the gateway's own CPU time per request is read from /proc
 
 Usage: python benchmarks/serve_load.py [--duration 60] [--concurrency 4] [--max-tokens 16] [--modes draft,alignbeam]
        [--url http://127.0.0.1:8000] [--api-key KEY] [--draft NAME --anchor NAME] [-K 3] [--n-threads 1]
-       [--targets inprocess,remote]
+       [--targets inprocess,remote] [--preset paper]
 The last line printed is one JSON object with every figure.
 """
 
@@ -68,6 +68,8 @@ def start_server(a: argparse.Namespace, draft: str, anchor: str) -> tuple[subpro
         cmd += ["--api-key", a.api_key]
     if a.n_threads:
         cmd += ["--n-threads", str(a.n_threads)]
+    if a.preset:
+        cmd += ["--preset", a.preset]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -150,6 +152,12 @@ def main() -> None:
     ap.add_argument("--anchor", default="qwen2.5-coder-1.5b")
     ap.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads per model in the started server")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-request client timeout, s")
+    ap.add_argument(
+        "--preset",
+        default=None,
+        help="the started server's preset (default: the library's); 'paper' gives every request the full method, "
+        "so in-process and remote compare on the same work whatever the judges' request classifiers decide",
+    )
     ap.add_argument("--targets", default="inprocess", help="inprocess | remote | inprocess,remote (one run)")
     a = ap.parse_args()
     if a.url and urlparse(a.url).hostname not in ("127.0.0.1", "localhost"):
@@ -167,6 +175,7 @@ def main() -> None:
         "max_tokens": a.max_tokens,
         "k": a.k,
         "n_threads": a.n_threads,
+        "preset": a.preset,
         "modes": results,
     }
     if "draft" in results and "alignbeam" in results and results["alignbeam"]["req_per_s"]:

@@ -66,6 +66,63 @@ def test_alignbeam_with_remote_draft_and_anchor_matches_local(
     assert same_prefix >= len(PROMPTS) - 1  # top-n mixing: the first N tokens agree (benchmarks/remote.py: 60)
 
 
+def test_the_continuation_is_one_streamed_completion_per_beam(
+    draft_server: LlamaServer, anchor_server: LlamaServer
+) -> None:
+    knobs = {"max_new_tokens": 40, "k": 2, "use_judge": False}
+    local = AlignBeam("smollm2-135m", "qwen2.5-coder-1.5b", judge=None, preset="paper", **knobs)
+    remote = AlignBeam(draft_server.url, anchor_server.url, judge=None, preset="paper", **knobs)
+    n = remote.config.n_mix
+    same_text = 0
+    for p in PROMPTS:
+        before = remote.draft.requests  # type: ignore[attr-defined]
+        a, b = local.generate(p, trace=True), remote.generate(p, trace=True)
+        assert a.trace is not None and b.trace is not None
+        sent = remote.draft.requests - before  # type: ignore[attr-defined]
+        # N mixed steps (one batched request each, the first included) and one stream per beam that goes on
+        # (llama-server fills a UTF-8 gap with one more): nowhere near one request per continuation token
+        assert sent <= n + 2 * 2, (p, sent)
+        same_text += a.text == b.text
+    assert same_text >= len(PROMPTS) - 1
+
+
+def test_streamed_greedy_decoding_fills_utf8_gaps_and_matches_in_process(draft_server: LlamaServer) -> None:
+    remote = load_model(draft_server.url, reuse=False)
+    local = load_model("smollm2-135m")
+    # asked for characters outside ASCII, the model writes tokens that end inside a UTF-8 character, whose ids
+    # llama-server does not stream: the engine fills them in
+    p = "Write the word 'café' in Chinese and add three emoji."
+    ids = local.tokenizer.encode_chat([{"role": "user", "content": p}])
+    want = local.generate_greedy(ids, 48)
+    assert any("\ufffd" in local.tokenizer.decode([t]) for t in want), "the prompt no longer produces split characters"
+    before = remote.requests
+    assert remote.generate_greedy(ids, 48) == want
+    assert remote.requests - before >= 2  # the stream and at least one fill
+    remote.close()
+
+
+def test_a_stopped_stream_frees_its_server_slot(draft_server: LlamaServer) -> None:
+    from alignbeam.engines.base import Sampling
+
+    m = load_model(draft_server.url, reuse=False)
+    ids = m.tokenizer.encode_chat([{"role": "user", "content": "Tell me a long story about the sea."}])
+    with m.session(ids) as s:
+        dec = m.decoder([s], [400], Sampling(ignore_eos=True))
+        got = [dec.next()[0] for _ in range(3)]
+        dec.stop(0)
+        dec.close()
+    assert len(got) == 3 and all(isinstance(t, int) for t in got)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        slots = httpx.get(f"{draft_server.base}/slots", timeout=5).json()
+        if not any(sl.get("is_processing") for sl in slots):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server kept generating for a stream the client closed")
+    m.close()
+
+
 def test_a_down_server_is_a_clear_error_at_load_and_at_request(draft_server: LlamaServer) -> None:
     with pytest.raises(ModelLoadError, match="cannot be reached"):
         load_model("http://127.0.0.1:9#smollm2-135m", reuse=False)

@@ -127,3 +127,127 @@ def test_a_named_protocol_loads_while_the_backend_is_down() -> None:
         m.session(m.tokenizer.encode("hi")).logits()
     with pytest.raises(ModelLoadError, match="cannot be reached"):
         load_remote("http://127.0.0.1:9#smollm2-135m")
+
+
+# -- streamed continuations and named tokens -----------------------------------------------------------------
+def _pieces(proto: object, lines: list[str]) -> list:
+    from alignbeam.engines.remote import _event
+
+    return [proto.parse_piece(d) for d in (_event(line) for line in lines) if d is not None]  # type: ignore[attr-defined]
+
+
+def _read(pieces_per_call: list[list], fills: list | None = None, limit: int = 8) -> tuple[list[int], str, list]:
+    """Run the stream reader over scripted server answers (one list of pieces per streamed request, in order;
+    `fills`: the unstreamed answers). Returns the ids it queued, the end reason and the prompts it sent."""
+    import queue
+    import threading
+
+    from alignbeam.engines.base import Sampling
+    from alignbeam.engines.remote import _END, _Stream
+
+    calls: list = []
+    streams, fill = iter(pieces_per_call), iter(fills or [])
+
+    class Scripted:
+        spec = RemoteSpec.parse("http://h:1?retries=2")
+
+        def _complete(self, prompt, n, sampling, seed, cancel):
+            calls.append(("stream", list(prompt), n))
+            yield from next(streams)
+
+        def _complete_once(self, prompt, n, sampling, seed):
+            calls.append(("once", list(prompt), n))
+            return next(fill)
+
+    st = _Stream.__new__(_Stream)
+    st.model, st.cancel, st.q = Scripted(), threading.Event(), queue.SimpleQueue()
+    st._run([1, 2], limit, Sampling(), None)
+    out = []
+    while True:
+        item = st.q.get_nowait()
+        if isinstance(item, Exception):
+            raise item
+        if isinstance(item, tuple) and item[0] is _END:
+            return out, item[1], calls
+        out.append(item)
+
+
+def test_vllm_streamed_completion_request_and_chunks() -> None:
+    from alignbeam.engines.base import Sampling
+
+    f = fixture("vllm_stream")
+    path, body = OpenAICompletions().completion_request("specialist", f["request"]["prompt"], 8, Sampling(), None, True)
+    assert path == "/v1/completions" and body == f["request"]
+    ids, end, _ = _read([_pieces(OpenAICompletions(), f["lines"])], limit=16)
+    assert ids == f["ids"] and end == f["end"]
+
+
+def test_sglang_streamed_chunks_cumulative_and_incremental() -> None:
+    from alignbeam.engines.base import Sampling
+
+    f = fixture("sglang_stream")
+    path, body = SGLang().completion_request("m", f["request"]["input_ids"], 8, Sampling(), None, True)
+    assert path == "/generate" and body == f["request"]
+    assert _read([_pieces(SGLang(), f["lines"])])[:2] == (f["ids"], "length")
+    ids, end, _ = _read([_pieces(SGLang(), f["incremental_lines"])])
+    assert ids == f["ids"] and end == "eos"  # finish_reason stop on a token id: the model ended it
+
+
+def test_llama_server_recorded_stream() -> None:
+    f = fixture("llama_server_stream")
+    ids, end, calls = _read([_pieces(LlamaServer(), f["lines"])], limit=f["request"]["n_predict"])
+    assert ids == f["ids"] and end == f["end"] and len(calls) == 1
+
+
+def test_a_gap_in_a_llama_server_stream_is_filled_without_streaming() -> None:
+    from alignbeam.engines.protocols import Piece
+
+    # token 3 ended inside a UTF-8 character: its id never came; the chunk of token 4 says 3 were generated
+    first = [Piece([10], 1), Piece([11], 2), Piece([13], 4)]
+    ids, end, calls = _read([first, [Piece([14], 1), Piece([], 1, "eos")]], fills=[Piece([12, 13], 2, "length")])
+    assert ids == [10, 11, 12, 13, 14] and end == "eos"
+    assert calls == [("stream", [1, 2], 8), ("once", [1, 2, 10, 11], 2), ("stream", [1, 2, 10, 11, 12, 13], 4)]
+
+
+def test_a_stream_that_breaks_off_resumes_from_what_it_sent() -> None:
+    from alignbeam.engines.protocols import Piece
+    from alignbeam.engines.remote import _BrokeOff
+
+    def broken():
+        yield Piece([10], 1)
+        raise _BrokeOff("llama-server at http://h:1 broke off", "llama-server at http://h:1")
+
+    ids, end, calls = _read([broken(), [Piece([11], 1), Piece([12], 2, "length")]], limit=3)
+    assert ids == [10, 11, 12] and end == "length" and calls[1] == ("stream", [1, 2, 10], 2)
+    with pytest.raises(_BrokeOff):
+        _read([broken(), broken(), broken(), broken()], limit=3)  # retries=2: the third break is raised
+
+
+def test_vllm_named_tokens_request_and_answer() -> None:
+    f = fixture("vllm_named")
+    path, body = OpenAICompletions().named_request("specialist", f["request"]["prompt"], [[9454, 2753], [2753, 40]])
+    assert path == "/v1/completions" and body == f["request"]
+    first, second = OpenAICompletions().parse_named(f["response"], 2)
+    assert dict(zip(first.ids, first.logprobs)) == {9454: -0.02, 2753: -4.1, 40: -9.75}
+    assert second.ids[0] == 2753 and second.logprobs[2] == -9999.0
+    too_many = OpenAICompletions().named_request("m", [[1]], [list(range(300))])[1]["logprob_token_ids"]
+    assert too_many == list(range(128))  # vLLM's cap per request
+
+
+def test_sglang_named_tokens_request_and_answer() -> None:
+    f = fixture("sglang_named")
+    path, body = SGLang().named_request("m", f["request"]["input_ids"], f["request"]["token_ids_logprob"])
+    assert path == "/generate" and body == f["request"]
+    first, second = SGLang().parse_named(f["response"], 2)
+    assert (first.ids, first.logprobs) == ([9454, 2753], [-0.02, -4.1])
+    assert (second.ids, second.logprobs) == ([40], [-7.5])
+    assert LlamaServer.max_named == 0  # llama-server cannot name tokens: the remote engine never asks it
+
+
+def test_server_sent_event_lines() -> None:
+    from alignbeam.engines.remote import _event
+
+    assert _event('data: {"a": 1}') == {"a": 1} and _event("data: [DONE]") is None
+    assert _event("") is None and _event(": keep-alive") is None and _event("event: message") is None
+    with pytest.raises(ValueError, match="not a server-sent event"):
+        _event("<html>bad gateway</html>")

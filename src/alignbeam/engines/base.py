@@ -12,7 +12,7 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -208,6 +208,11 @@ class Model(ABC):
             if t:
                 s.extend(t)
 
+    def ensure(self, sessions: Sequence[Session], ids: Sequence[Sequence[int]]) -> None:  # noqa: B027
+        """Make the next `logits()` of each session exact at `ids[i]` (the mixture reads the draft's probability of
+        every translated anchor token). A no-op here: `logits()` already holds every token. A model that only sees
+        the top few next tokens (the remote engine) asks its server for these ids where the server can name them."""
+
     def snapshot(self, session: Session) -> Snapshot:
         """A copy of a session's state that holds no session slot, for a prefix read again and again (the request
         classifier's head). This default keeps only the tokens (`restore` prefills them again); engines that can
@@ -220,6 +225,20 @@ class Model(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources early (they are also released when the object is collected)."""
+
+    def decoder(
+        self,
+        sessions: Sequence[Session],
+        limits: Sequence[int],
+        sampling: Sampling,
+        rng: np.random.Generator | None = None,
+    ) -> Decoder:
+        """Continue `sessions` on the model's own, up to `limits[i]` new tokens each, handing the tokens out one
+        position at a time (`Decoder`). This default decodes here: one batched `step` per position, each token
+        picked by `sampling` from the logits with `rng`. An engine that can decode on its own side (a serving
+        engine's streamed completion) overrides it, so a continuation costs one request instead of one per token.
+        """
+        return StepDecoder(self, sessions, limits, sampling, rng)
 
     def generate_greedy(
         self,
@@ -235,17 +254,129 @@ class Model(ABC):
         opening is decided).
         """
         out: list[int] = []
-        eog = eog_index(self.tokenizer) if ignore_eos else None
+        if max_new_tokens <= 0:
+            return out
         with self.session(prompt) as s:
-            for _ in range(max_new_tokens):
-                t = int(np.argmax(masked(s.logits(), eog, -np.inf)))
-                if t in self.tokenizer.eog_ids:
-                    break
-                out.append(t)
-                if stop_when is not None and stop_when(out):
-                    break
-                s.extend([t])
+            dec = self.decoder([s], [max_new_tokens], Sampling(ignore_eos=ignore_eos))
+            try:
+                while len(out) < max_new_tokens:
+                    t = dec.next().get(0)
+                    if t is None or t in self.tokenizer.eog_ids:
+                        break
+                    out.append(t)
+                    if stop_when is not None and stop_when(out):
+                        break
+            finally:
+                dec.close(feed=False)
         return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """The next-token distribution, in float64: engines hand out float32 logits, and sums over a 150k vocabulary
+    (answer-word mass, mixture weights) need the precision. The maximum is subtracted first, so large logits
+    cannot overflow."""
+    z = logits.astype(np.float64) - float(np.max(logits))
+    e = np.exp(z)
+    return e / e.sum()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a continuation picks each token: greedy at temperature 0, else from the tempered distribution cut to
+    its top-p nucleus. With `ignore_eos`, end-of-turn tokens are never picked (equal-length benchmarks)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    ignore_eos: bool = False
+
+    def pick(self, logits: np.ndarray, rng: np.random.Generator | None, eog: np.ndarray | None) -> int:
+        """One token from `logits` (float32 over the vocabulary); `eog` is the end-of-turn index (`eog_index`)."""
+        if self.ignore_eos:
+            logits = masked(logits, eog, -np.inf)
+        if self.temperature == 0:
+            return int(np.argmax(logits))
+        if rng is None:
+            raise ValueError("sampling at temperature > 0 needs a random generator")
+        p = softmax(logits / self.temperature)
+        if self.top_p < 1.0:
+            order = np.argsort(-p)
+            cut = int(np.searchsorted(np.cumsum(p[order]), self.top_p)) + 1
+            kept = np.zeros_like(p)
+            kept[order[:cut]] = p[order[:cut]]
+            p = kept / kept.sum()
+        return int(rng.choice(len(p), p=p))
+
+
+class Decoder(ABC):
+    """Several sessions continued by their model, one position at a time (`Model.decoder`).
+
+    `next()` hands out the next token of every session still running: a dict from the session's index to its
+    token, an end-of-turn id when the model ended the response there, no entry once a session has its `limits`
+    tokens. The caller tells it which sessions it no longer needs (`stop`: a finished beam, a relapse cut, a stop
+    string) so their decoding ends; every token handed out to a session that is not stopped becomes part of it
+    (its `tokens`, its KV cache) by the next `next()` or by `close()`, so the session can be read or continued
+    afterwards as if it had been stepped token by token.
+    """
+
+    @abstractmethod
+    def next(self) -> dict[int, int]:
+        """The next token of each running session, by index (empty when none runs any more)."""
+
+    @abstractmethod
+    def stop(self, index: int) -> None:
+        """Session `index` is no longer needed: decode nothing more for it (its last token is not fed)."""
+
+    @abstractmethod
+    def close(self, feed: bool = True) -> None:
+        """End decoding. `feed`: the tokens handed out to sessions not stopped become part of them (False when the
+        sessions are about to be closed anyway: a generation abandoned, an error)."""
+
+
+@dataclass
+class StepDecoder(Decoder):
+    """The default decoder: one batched `Model.step` per position, tokens picked here by `Sampling.pick`."""
+
+    model: Model
+    sessions: Sequence[Session]
+    limits: Sequence[int]
+    sampling: Sampling
+    rng: np.random.Generator | None = None
+    _count: list[int] = field(init=False)
+    _pending: dict[int, int] = field(init=False, default_factory=dict)
+    _stopped: set[int] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._count = [0] * len(self.sessions)
+        self._eog = eog_index(self.model.tokenizer)
+
+    def next(self) -> dict[int, int]:
+        self._feed()
+        out = {}
+        for i, s in enumerate(self.sessions):
+            if i in self._stopped or self._count[i] >= self.limits[i]:
+                continue
+            out[i] = self.sampling.pick(s.logits(), self.rng, self._eog)
+            self._count[i] += 1
+            if out[i] in self.model.tokenizer.eog_ids:
+                self._stopped.add(i)  # the response ended: nothing to feed, nothing more to decode
+            else:
+                self._pending[i] = out[i]
+        return out
+
+    def stop(self, index: int) -> None:
+        self._stopped.add(index)
+        self._pending.pop(index, None)
+
+    def close(self, feed: bool = True) -> None:
+        if feed:
+            self._feed()
+        self._pending.clear()
+
+    def _feed(self) -> None:
+        pending, self._pending = self._pending, {}
+        live = sorted(pending)
+        if live:
+            self.model.step([self.sessions[i] for i in live], [[pending[i]] for i in live])
 
 
 def _defuse(text: str) -> str:

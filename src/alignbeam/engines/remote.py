@@ -5,7 +5,7 @@ A model is named by URL: `http://gpu-1:8000/v1#specialist` is the model the serv
 `...#specialist@/models/specialist-hf` also says where its tokenizer is (an embedded name, a .gguf file, a
 Hugging Face folder or id; by default the served name itself). Options go in the query string:
 `?protocol=llama-server|vllm|sglang` (default: detected), `top_logprobs=64`, `timeout=60`, `retries=3`,
-`n_ctx=4096`.
+`n_ctx=4096`, `named=1` (0: never ask for named tokens' log-probabilities).
 
 What stays local: the tokenizer and the chat template (the prompt is rendered and tokenized here, the bridge
 table is built from the same token texts as with a local model). What goes over the wire: a session is only its
@@ -14,9 +14,19 @@ prefix cache makes each request a one-token extension of what it already holds. 
 request of every session in one batched request per server and does not wait for the answer, so the draft's and
 the anchor's requests of a mixed step are in flight at the same time.
 
+The continuation after the mixed prefix is not stepped token by token: `decoder()` opens one ordinary streamed
+completion per beam (all at once, so the server batches them), reads the generated token ids as they arrive, and
+closes a beam's stream as soon as the method has what it needs (a stop string, a relapse cut, the judge chose
+another beam). A stream that breaks off is resumed from the tokens already received. llama-server does not stream
+the id of a token that ends inside a UTF-8 character (its chunks say how many tokens it has generated, so the gap
+shows): the decoder then asks for the missing tokens without streaming and streams on from there.
+
 Top-n instead of the full vocabulary: a token outside the returned list gets a log-probability 20 nats below the
 last returned one, so the mixture is, in effect, over the union of the draft's and the anchor's top lists,
-renormalised (UniTE's choice), and sampling never lands outside the returned list. The anchor's translation is
+renormalised (UniTE's choice), and sampling never lands outside the returned list. Where the server can name
+tokens (vLLM >= 0.26, SGLang), `ensure()` asks, in one more batched request, for the draft's exact probability of
+the translated anchor tokens that its top list lacks; a server that ignores or refuses the request is asked no
+more (one warning), and the floor stays. The anchor's translation is
 exact when `top_b` <= `top_logprobs`. Read-outs that need every logit (the request probe) are not available on a
 remote model: `full_vocabulary` is False, and the judge says so (docs/deployment.md).
 
@@ -28,9 +38,11 @@ as `BackendError` naming the server (the server's 503); no answer within the tim
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,13 +51,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import httpx
 import numpy as np
 
-from alignbeam.engines.base import Model, ModelInfo, Session, Tokenizer
-from alignbeam.engines.protocols import PROTOCOLS, Protocol, TopLogprobs
+from alignbeam.engines.base import Decoder, Model, ModelInfo, Sampling, Session, Tokenizer
+from alignbeam.engines.protocols import PROTOCOLS, Piece, Protocol, TopLogprobs
 from alignbeam.errors import BackendError, BackendTimeoutError, ModelLoadError
 
 #: how far below the last returned log-probability a token outside the returned list is put (nats)
 OUTSIDE_GAP = 20.0
-_OPTIONS = {"protocol": str, "top_logprobs": int, "timeout": float, "retries": int, "n_ctx": int}
+_OPTIONS = {"protocol": str, "top_logprobs": int, "timeout": float, "retries": int, "n_ctx": int, "named": int}
 
 
 def is_url(spec: str) -> bool:
@@ -64,6 +76,7 @@ class RemoteSpec:
     timeout: float = 60.0
     retries: int = 3
     n_ctx: int | None = None
+    named: int = 1  # ask for the draft's probability of translated anchor tokens by id, where the server can
 
     @classmethod
     def parse(cls, spec: str, **overrides: Any) -> RemoteSpec:
@@ -99,33 +112,46 @@ class RemoteSession(Session):
         self.model = model
         self.tokens = list(tokens)
         self._answer: tuple[Future[list[TopLogprobs]], int] | None = None
+        self._named: tuple[Future[list[TopLogprobs] | None], int] | None = None  # `ensure`'s answer
         self._closed = False
 
     def logits(self) -> np.ndarray:
+        out = self.model._dense(self.top())
+        if self._named is not None:
+            future, i = self._named
+            named = self.model._wait(future)
+            if named is not None:
+                ids = np.asarray(named[i].ids, dtype=np.int64)
+                keep = (ids >= 0) & (ids < len(out))
+                out[ids[keep]] = np.asarray(named[i].logprobs, dtype=np.float32)[keep]
+        return out
+
+    def top(self) -> TopLogprobs:
+        """The server's top next tokens after `tokens` (asked for now unless a step already did)."""
         if self._answer is None:
             self.model._prefetch([self])
         assert self._answer is not None
         future, i = self._answer
-        return self.model._dense(self.model._wait(future)[i])
+        return self.model._wait(future)[i]
 
     def extend(self, tokens: Sequence[int]) -> None:
         if tokens:
             self.tokens.extend(int(t) for t in tokens)
-            self._answer = None
+            self._answer = self._named = None
 
     def fork(self) -> RemoteSession:
         s = RemoteSession(self.model, self.tokens)
-        s._answer = self._answer  # the same prefix has the same answer
+        s._answer, s._named = self._answer, self._named  # the same prefix has the same answer
         return s
 
     def truncate(self, n: int) -> None:
         if n < len(self.tokens):
             del self.tokens[n:]
-            self._answer = None
+            self._answer = self._named = None
 
     def close(self) -> None:
         self._closed = True
-        self._answer = None
+        self._answer = self._named = None
 
 
 class RemoteModel(Model):
@@ -140,10 +166,14 @@ class RemoteModel(Model):
         self.served = served
         self._client = _client(spec)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"alignbeam-remote-{served or 'model'}")
+        # streamed continuations hold a thread each for their whole length: their own pool, so they never queue
+        # the short next-token requests of other generations behind them
+        self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix=f"alignbeam-stream-{served or 'model'}")
         self._vocab = tokenizer.vocab_size
         self.info = ModelInfo(served or spec.base_url, f"remote:{protocol.name}", spec.base_url, n_ctx)
         self._lock = threading.Lock()
-        self.requests = 0  # next-token requests sent (benchmarks, tests)
+        self.requests = 0  # requests sent (benchmarks, tests)
+        self.named = bool(spec.named) and protocol.max_named > 0  # off for good once the server ignores it
 
     @property
     def backend(self) -> str:
@@ -158,8 +188,66 @@ class RemoteModel(Model):
             s.extend(t)
         self._prefetch([s for s in sessions if isinstance(s, RemoteSession)])
 
+    def decoder(
+        self,
+        sessions: Sequence[Session],
+        limits: Sequence[int],
+        sampling: Sampling,
+        rng: np.random.Generator | None = None,
+    ) -> Decoder:
+        """One streamed completion per session, all opened now (see the module docstring)."""
+        return RemoteDecoder(self, sessions, limits, sampling, rng)
+
+    def ensure(self, sessions: Sequence[Session], ids: Sequence[Sequence[int]]) -> None:
+        """Ask, in one batched request, for the ids of `ids[i]` missing from session i's top list (see the module
+        docstring); `logits()` then holds them exactly."""
+        if not self.named:
+            return
+        need: list[tuple[RemoteSession, list[int]]] = []
+        for s, row in zip(sessions, ids, strict=True):
+            if isinstance(s, RemoteSession) and not s._closed:
+                have = set(s.top().ids)
+                missing = [int(t) for t in row if int(t) not in have]
+                if missing:
+                    need.append((s, missing))
+        if not need:
+            return
+        future = self._pool.submit(self._named_tokens, [list(s.tokens) for s, _ in need], [m for _, m in need])
+        for i, (s, _) in enumerate(need):
+            s._named = (future, i)
+
+    def _named_tokens(self, prompts: list[list[int]], ids: list[list[int]]) -> list[TopLogprobs] | None:
+        """The named ids' log-probabilities, or None once the server shows it cannot name tokens."""
+        path, body = self.protocol.named_request(self.served, prompts, ids)
+        try:
+            data = self._post(path, body)
+        except _Refused as e:
+            return self._named_off(f"it refused the request ({e})")
+        with self._lock:
+            self.requests += 1
+        try:
+            answers = self.protocol.parse_named(data, len(prompts))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            return self._named_off(f"its answer has no named-token log-probabilities ({e!r})")
+        asked = {t for row in ids for t in row}
+        if asked and not asked & {t for a in answers for t in a.ids}:
+            return self._named_off("its answer holds none of the named ids")
+        return answers
+
+    def _named_off(self, why: str) -> None:
+        if self.named:
+            self.named = False
+            warnings.warn(
+                f"{self.backend} cannot return the log-probabilities of named tokens: {why}. The mixture goes on "
+                "with the top-n floor for tokens outside the draft's top list (vLLM >= 0.26 names tokens; add "
+                "?named=0 to the model URL to silence this)",
+                stacklevel=2,
+            )
+        return None
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._streams.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     # -- requests ---------------------------------------------------------------------------------
@@ -199,11 +287,7 @@ class RemoteModel(Model):
             try:
                 r = self._client.post(path, json=body)
             except httpx.TimeoutException as e:
-                raise BackendTimeoutError(
-                    f"{self.backend} did not answer within {self.spec.timeout:g} s ({type(e).__name__}): it is "
-                    "overloaded or stuck; raise ?timeout= in the model URL if it is only slow",
-                    self.backend,
-                ) from e
+                raise self._timeout(e) from e
             except httpx.HTTPError as e:
                 last = f"cannot be reached ({type(e).__name__}: {e})"
                 continue  # down or restarting: retry
@@ -213,7 +297,7 @@ class RemoteModel(Model):
             if r.status_code >= 400:
                 hint = f" ({self.protocol.limit_hint})" if "logprob" in r.text.lower() or "n_probs" in r.text else ""
                 msg = f"{self.backend} refused the request: {r.status_code} {_message(r)}{hint}"
-                raise BackendError(msg, self.backend)
+                raise _Refused(msg, self.backend)
             try:
                 return r.json()
             except json.JSONDecodeError as e:
@@ -231,6 +315,75 @@ class RemoteModel(Model):
         out[ids[keep]] = lps[keep]
         return out
 
+    # -- completions --------------------------------------------------------------------------------
+    def _complete(
+        self, prompt: list[int], n: int, sampling: Sampling, seed: int | None, cancel: threading.Event
+    ) -> Iterator[Piece]:
+        """The pieces of one streamed completion of up to `n` tokens after `prompt`. Opening it is retried like
+        any request; a stream that breaks off after its first piece raises `_BrokeOff` (the caller resumes it from
+        what it received, which a retry here could not)."""
+        path, body = self.protocol.completion_request(self.served, prompt, n, sampling, seed, stream=True)
+        delay, last = 0.25, ""
+        for attempt in range(self.spec.retries + 1):
+            if attempt:
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+            started = False
+            try:
+                with self._client.stream("POST", path, json=body) as r:
+                    if r.status_code >= 500:
+                        r.read()
+                        last = f"answered {r.status_code}: {_message(r)}"
+                        continue
+                    if r.status_code >= 400:
+                        r.read()
+                        msg = f"{self.backend} refused the completion: {r.status_code} {_message(r)}"
+                        raise BackendError(msg, self.backend)
+                    with self._lock:
+                        self.requests += 1
+                    for line in r.iter_lines():
+                        if cancel.is_set():
+                            return  # leaving the block closes the connection: the server stops generating
+                        try:
+                            data = _event(line)
+                        except ValueError as e:
+                            msg = f"{self.backend} sent a stream that is not {self.protocol.name} completion chunks"
+                            raise BackendError(f"{msg} ({e}): is the protocol right?", self.backend) from e
+                        if data is not None:
+                            started = True
+                            yield self._piece(data)
+                    return
+            except httpx.TimeoutException as e:
+                raise self._timeout(e) from e
+            except httpx.HTTPError as e:
+                last = f"cannot be reached ({type(e).__name__}: {e})"
+                if started:
+                    msg = f"{self.backend} broke off a streamed completion ({type(e).__name__}: {e})"
+                    raise _BrokeOff(msg, self.backend) from e
+        raise BackendError(f"{self.backend} {last} (after {self.spec.retries + 1} tries)", self.backend)
+
+    def _complete_once(self, prompt: list[int], n: int, sampling: Sampling, seed: int | None) -> Piece:
+        """Up to `n` tokens after `prompt`, unstreamed (fills the gaps a stream leaves)."""
+        path, body = self.protocol.completion_request(self.served, prompt, n, sampling, seed, stream=False)
+        return self._piece(self._post(path, body))
+
+    def _piece(self, data: Any) -> Piece:
+        try:
+            return self.protocol.parse_piece(data)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise BackendError(
+                f"{self.backend} sent a completion that is not a {self.protocol.name} answer ({e!r}): is the "
+                "protocol right? Set it with ?protocol=... in the model URL",
+                self.backend,
+            ) from e
+
+    def _timeout(self, e: Exception) -> BackendTimeoutError:
+        return BackendTimeoutError(
+            f"{self.backend} did not answer within {self.spec.timeout:g} s ({type(e).__name__}): it is "
+            "overloaded or stuck; raise ?timeout= in the model URL if it is only slow",
+            self.backend,
+        )
+
     # -- health -----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """The backend's state as /health reports it: ok, loading or down, with the reason."""
@@ -242,6 +395,156 @@ class RemoteModel(Model):
             return {"backend": self.backend, "state": "ok"}
         state = "loading" if r.status_code == 503 else "down"
         return {"backend": self.backend, "state": state, "detail": f"{r.status_code}: {_message(r)}"}
+
+
+def _event(line: str) -> Any:
+    """The JSON of one server-sent event line (None for blank lines, comments, other fields and the closing
+    [DONE]); ValueError for a line that is not server-sent events at all."""
+    if not line.startswith("data:"):
+        if line and not line.startswith((":", "event:", "id:", "retry:")):
+            raise ValueError(f"not a server-sent event: {line[:80]!r}")
+        return None
+    payload = line[5:].strip()
+    if not payload or payload == "[DONE]":
+        return None
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"a streamed chunk that is not JSON: {payload[:80]!r}") from e
+
+
+_END = object()  # a stream's queue: no more tokens
+
+
+class _Refused(BackendError):
+    """The backend answered 4xx: the request itself is wrong for it (not retried)."""
+
+
+class _BrokeOff(BackendError):
+    """A streamed completion broke off after it had sent something: resumed, not retried from the start."""
+
+
+class _Stream:
+    """One session's continuation, read by a worker thread into a queue: token ids, then `_END` with the reason,
+    or the exception that ended it."""
+
+    def __init__(self, model: RemoteModel, prompt: list[int], limit: int, sampling: Sampling, seed: int | None):
+        self.model = model
+        self.cancel = threading.Event()
+        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.handed = 0  # tokens handed out by the decoder
+        self.ended = False
+        model._streams.submit(self._run, prompt, limit, sampling, seed)
+
+    def _run(self, prompt: list[int], limit: int, sampling: Sampling, seed: int | None) -> None:
+        try:
+            self.q.put((_END, self._read(prompt, limit, sampling, seed)))
+        except Exception as e:
+            self.q.put(e)
+
+    def _read(self, prompt: list[int], limit: int, sampling: Sampling, seed: int | None) -> str:
+        """Put every token on the queue; return why the continuation ended ("eos" or "length")."""
+        got: list[int] = []
+        breaks = 0
+        while len(got) < limit and not self.cancel.is_set():
+            n0 = len(got)
+            pieces = self.model._complete(prompt + got, limit - n0, sampling, seed, self.cancel)
+            try:
+                for piece in pieces:
+                    new = piece.ids[len(got) - n0 :] if piece.cumulative else piece.ids
+                    missing = 0 if piece.total is None else piece.total - (len(got) - n0) - len(new)
+                    if missing > 0:
+                        # ids the stream did not send (a token ending inside a UTF-8 character): ask for them and
+                        # the tokens after them without streaming, then stream on from there
+                        fill = self.model._complete_once(prompt + got, missing + len(new), sampling, seed)
+                        self._put(got, fill.ids)
+                        if fill.end == "eos":
+                            return "eos"
+                        break
+                    self._put(got, new)
+                    if piece.end is not None:
+                        return piece.end
+                else:
+                    if not self.cancel.is_set():  # closed without its last chunk: broken off, resumed below
+                        raise _BrokeOff(f"{self.model.backend} closed a stream before its end", self.model.backend)
+            except _BrokeOff:
+                # the server went away mid-stream (a restart): resume from what it sent, like a retry
+                breaks += 1
+                if breaks > self.model.spec.retries:
+                    raise
+                time.sleep(min(0.25 * 2 ** (breaks - 1), 4.0))
+            finally:
+                pieces.close()
+        return "length"
+
+    def _put(self, got: list[int], ids: list[int]) -> None:
+        for t in ids:
+            got.append(t)
+            self.q.put(t)
+
+    def take(self) -> int | tuple[object, str]:
+        """The next token id, or (_END, reason); raises what ended the stream."""
+        spec = self.model.spec
+        wait = spec.timeout * (spec.retries + 1) * 2 + 10  # every read has its own timeout: this never waits
+        try:
+            item = self.q.get(timeout=wait)
+        except queue.Empty:
+            raise self.model._timeout(TimeoutError(f"no token for {wait:g} s")) from None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class RemoteDecoder(Decoder):
+    """`Model.decoder` on a serving engine: one streamed completion per session (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: RemoteModel,
+        sessions: Sequence[Session],
+        limits: Sequence[int],
+        sampling: Sampling,
+        rng: np.random.Generator | None,
+    ) -> None:
+        self.model = model
+        self.sessions = list(sessions)
+        self.limits = list(limits)
+        self._eot = model.tokenizer.eot_id
+        self._streams: dict[int, _Stream] = {}
+        for i, (s, n) in enumerate(zip(self.sessions, self.limits, strict=True)):
+            if n > 0:
+                # a seed per beam from the method's generator: reproducible runs, different beams
+                seed = int(rng.integers(0, 2**31 - 1)) if (rng is not None and sampling.temperature > 0) else None
+                self._streams[i] = _Stream(model, list(s.tokens), n, sampling, seed)
+
+    def next(self) -> dict[int, int]:
+        out = {}
+        for i, st in self._streams.items():
+            if st.ended or st.handed >= self.limits[i]:
+                continue
+            item = st.take()
+            if isinstance(item, tuple):  # ended: by the model (an end-of-turn token stands for it), or cut short
+                st.ended = True
+                if item[1] == "eos":
+                    out[i] = self._eot
+                continue
+            st.handed += 1
+            out[i] = item
+            if item in self.model.tokenizer.eog_ids:
+                st.ended = True
+            else:
+                self.sessions[i].extend([item])
+        return out
+
+    def stop(self, index: int) -> None:
+        st = self._streams.get(index)
+        if st is not None:
+            st.ended = True
+            st.cancel.set()
+
+    def close(self, feed: bool = True) -> None:
+        for i in list(self._streams):
+            self.stop(i)
 
 
 def _client(spec: RemoteSpec) -> httpx.Client:

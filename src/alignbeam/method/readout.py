@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from alignbeam.engines.base import Model, Snapshot
+from alignbeam.engines.base import Model, Snapshot, softmax
 from alignbeam.errors import AlignBeamError
 
 #: where the text to judge goes in a prompt template: a string no request or candidate can contain (callers strip
@@ -92,15 +92,6 @@ def slot_logits(
     """`iter_slot_logits` in one batch: the K candidates of one request."""
     chunks = iter_slot_logits(model, template, fills, max_fill_tokens, untrusted=untrusted)
     return [lg for chunk in chunks for lg in chunk]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """The next-token distribution, in float64: engines hand out float32 logits, and sums over a 150k vocabulary
-    (answer-word mass, mixture weights) need the precision. The maximum is subtracted first, so large logits
-    cannot overflow."""
-    z = logits.astype(np.float64) - float(np.max(logits))
-    e = np.exp(z)
-    return e / e.sum()
 
 
 def log_odds(logits: np.ndarray, yes: Sequence[int], no: Sequence[int]) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignbeam.config import AlignBeamConfig
-from alignbeam.engines.base import Model, Session, Snapshot, eog_index, masked
+from alignbeam.engines.base import Model, Sampling, Session, Snapshot, eog_index, masked
 from alignbeam.method.bridge import Bridge, Translation
 from alignbeam.method.mixing import mix
 from alignbeam.method.readout import softmax
@@ -101,6 +101,7 @@ class CandidateSearch:
                     a0 = self.anchor.session(a_prompt)
         self._a_len = len(a_prompt) if a_prompt else 0
         tr = self._translate(a0, timer) if a0 is not None else None
+        self._ensure([d0], [tr])
         logits0 = d0.logits()
         p0 = self._no_eos(mix(logits0, tr, cfg.alpha, cfg.support) if cfg.n_mix > 0 else softmax(logits0), 0.0)
         k = min(cfg.k, int(np.count_nonzero(p0)))
@@ -133,13 +134,17 @@ class CandidateSearch:
                 break
             if self.use_anchor:
                 self._resync([b for b in live if b.anchor is not None], timer)
-            for b in live:
+            trs = [
+                self._translate(b.anchor, timer) if b.anchor is not None and b.cand.source != "draft" else None
+                for b in live
+            ]
+            self._ensure([b.draft for b in live], trs)
+            for b, tr in zip(live, trs, strict=True):
                 lg = b.draft.logits()
                 if b.cand.source == "draft":
                     t = int(np.argmax(self._no_eos(lg, -np.inf)))
                     self._accept(b, t, np.empty(0), None, mixed=False, draft_logits=lg)
                     continue
-                tr = self._translate(b.anchor, timer) if b.anchor is not None else None
                 p = self._no_eos(mix(lg, tr, cfg.alpha, cfg.support), 0.0)
                 self._accept(b, int(np.argmax(p)), p, tr, mixed=True, draft_logits=lg)
             self._advance(live, timer, "mixed_steps")
@@ -154,6 +159,14 @@ class CandidateSearch:
         logits = a.logits()
         with timer.phase("bridge"):
             return self.bridge.translate(logits, self.cfg.top_b, context=a.tokens[self._a_len :])
+
+    def _ensure(self, sessions: list[Session], trs: list[Translation | None]) -> None:
+        """Ask the draft's engine for its exact probability of every translated anchor token (most likely first):
+        a remote draft sees only its top few next tokens otherwise."""
+        rows = [(s, tr.ids[np.argsort(-tr.probs, kind="stable")]) for s, tr in zip(sessions, trs, strict=True) if tr]
+        rows = [(s, ids) for s, ids in rows if len(ids)]
+        if rows:
+            self.draft.ensure([s for s, _ in rows], [ids.tolist() for _, ids in rows])
 
     def _resync(self, live: list[Beam], timer: Timer) -> None:
         assert self.sync is not None and self.anchor is not None
@@ -233,30 +246,38 @@ class CandidateSearch:
             pass
 
     def iter_continue(self, timer: Timer, rng: np.random.Generator, limit: int | None = None) -> Iterator[None]:
-        """`continue_all`, one yield per generated position (streaming hooks in here)."""
-        cap = self.cfg.max_new_tokens if limit is None else min(limit, self.cfg.max_new_tokens)
-        while True:
-            live = [b for b in self._beams if not b.done and len(b.cand.tokens) < cap]
-            if not live:
-                return
-            for b in live:
-                t = self._choose(self._no_eos(b.draft.logits(), -np.inf), rng)
-                self._accept(b, t, np.empty(0), None, mixed=False)
-            self._advance(live, timer, "continuation")
-            yield None
+        """`continue_all`, one yield per generated position (streaming hooks in here).
 
-    def _choose(self, logits: np.ndarray, rng: np.random.Generator) -> int:
-        t = self.cfg.temperature
-        if t == 0:
-            return int(np.argmax(logits))
-        p = softmax(logits / t)
-        if self.cfg.top_p < 1.0:
-            order = np.argsort(-p)
-            cut = int(np.searchsorted(np.cumsum(p[order]), self.cfg.top_p)) + 1
-            mask = np.zeros_like(p)
-            mask[order[:cut]] = p[order[:cut]]
-            p = mask / mask.sum()
-        return int(rng.choice(len(p), p=p))
+        The draft's engine decodes (`Model.decoder`): in-process one batched step per position, on a serving
+        engine one streamed completion per beam. Either way each token passes `_accept` here, so stop strings, the
+        relapse cut and the token limit end a beam the same way, and a beam that ends stops its decoding."""
+        cap = self.cfg.max_new_tokens if limit is None else min(limit, self.cfg.max_new_tokens)
+        live = [b for b in self._beams if not b.done and len(b.cand.tokens) < cap]
+        if not live:
+            return
+        cfg = self.cfg
+        sampling = Sampling(cfg.temperature, cfg.top_p, cfg.ignore_eos)
+        limits = [cap - len(b.cand.tokens) for b in live]
+        dec = self.draft.decoder([b.draft for b in live], limits, sampling, rng)
+        fed = False
+        try:
+            while True:
+                with timer.phase("continuation"):
+                    got = dec.next()
+                if not got:
+                    break
+                for i, t in got.items():
+                    b = live[i]
+                    self._accept(b, t, np.empty(0), None, mixed=False)
+                    if b.done:
+                        dec.stop(i)
+                yield None
+                if all(b.done or len(b.cand.tokens) >= cap for b in live):
+                    break
+            fed = True
+        finally:
+            with timer.phase("continuation"):
+                dec.close(feed=fed)
 
     def finish(self) -> list[Candidate]:
         """The candidates' final texts (stop strings trimmed); closes every draft session."""
