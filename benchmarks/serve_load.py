@@ -153,6 +153,14 @@ def main() -> None:
     ap.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads per model in the started server")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-request client timeout, s")
     ap.add_argument(
+        "--server-slots",
+        type=int,
+        default=16,
+        help="remote target: sequence slots per llama-server (8 requests of K beams plus the judge's reads need more "
+        "than 16, or prefixes are evicted and prefilled again)",
+    )
+    ap.add_argument("--slot-ctx", type=int, default=512, help="remote target: context tokens per slot")
+    ap.add_argument(
         "--preset",
         default=None,
         help="the started server's preset (default: the library's); 'paper' gives every request the full method, "
@@ -176,6 +184,7 @@ def main() -> None:
         "k": a.k,
         "n_threads": a.n_threads,
         "preset": a.preset,
+        "server_slots": a.server_slots if "remote" in a.targets else None,
         "modes": results,
     }
     if "draft" in results and "alignbeam" in results and results["alignbeam"]["req_per_s"]:
@@ -200,7 +209,11 @@ def load(url: str | None, target: str | None, a: argparse.Namespace) -> dict[str
             from tests.conftest import LlamaServer
 
             print(f"starting llama.cpp servers for {a.draft} and {a.anchor}...", flush=True)
-            servers = [LlamaServer(a.draft, parallel=16).start(), LlamaServer(a.anchor, parallel=16).start()]
+            slots, ctx = a.server_slots, a.server_slots * a.slot_ctx
+            servers = [
+                LlamaServer(a.draft, parallel=slots, ctx=ctx).start(),
+                LlamaServer(a.anchor, parallel=slots, ctx=ctx).start(),
+            ]
             draft, anchor = servers[0].url, servers[1].url
         if url is None:
             print(f"starting a server ({draft} + {anchor})...", flush=True)

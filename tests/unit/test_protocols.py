@@ -96,11 +96,14 @@ def test_model_urls() -> None:
     s = RemoteSpec.parse("https://h/prefix/v1/?protocol=vllm&top_logprobs=20&timeout=5#spec@/models/tok")
     assert (s.base_url, s.protocol, s.top_logprobs, s.timeout) == ("https://h/prefix", "vllm", 20, 5.0)
     assert (s.served, s.tokenizer) == ("spec", "/models/tok")
+    assert (s.connections, s.named) == (64, 1)
+    assert RemoteSpec.parse("http://h:1?connections=8&named=0#m").connections == 8
     for bad in (
         "http://h:1?protocol=tgi",
         "http://h:1?top_logprobs=0",
         "http://h:1?colour=red",
         "http://h:1?timeout=x",
+        "http://h:1?connections=0",
     ):
         with pytest.raises(ModelLoadError):
             RemoteSpec.parse(bad)
@@ -251,3 +254,58 @@ def test_server_sent_event_lines() -> None:
     assert _event("") is None and _event(": keep-alive") is None and _event("event: message") is None
     with pytest.raises(ValueError, match="not a server-sent event"):
         _event("<html>bad gateway</html>")
+
+
+def _replaying_model(named_answer: dict | None) -> object:
+    """A RemoteModel over vLLM whose HTTP answers are the recorded fixtures (vLLM cannot run here): the top list
+    of vllm.json, and `named_answer` for a named-token request."""
+    import httpx
+
+    from alignbeam.engines.remote import RemoteModel, RemoteSession
+
+    top = fixture("vllm")["response"]
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        data = named_answer if named_answer is not None and "logprob_token_ids" in body else top
+        return httpx.Response(200, json={**data, "choices": data["choices"][: len(body["prompt"])]})
+
+    m = RemoteModel.__new__(RemoteModel)
+    m.spec, m.protocol, m.served, m._vocab = RemoteSpec.parse("http://h:1?retries=0"), OpenAICompletions(), "m", 20000
+    m._client = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://h:1")
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    m._pool, m._lock, m.requests, m.named = ThreadPoolExecutor(2), threading.Lock(), 0, True
+    m.sent = sent  # type: ignore[attr-defined]
+    m.sessions = [RemoteSession(m, [785, 6722, 315, 9625, 374]), RemoteSession(m, [16, 488, 16, 284])]  # type: ignore[attr-defined]
+    return m
+
+
+def test_named_tokens_fill_the_draft_distribution_exactly() -> None:
+    m = _replaying_model(fixture("vllm_named")["response"])
+    a, b = m.sessions  # type: ignore[attr-defined]
+    m.step([a, b], [[], []])  # type: ignore[attr-defined]
+    m.ensure([a, b], [[12095, 9454, 2753], [2753, 40]])  # type: ignore[attr-defined]
+    la, lb = a.logits(), b.logits()
+    named = m.sent[-1]  # type: ignore[attr-defined]
+    assert named["logprob_token_ids"] == [9454, 2753, 40] and named["logprobs"] == 1  # 12095 is in a's top list
+    assert la[12095] == pytest.approx(-0.0621) and la[9454] == pytest.approx(-0.02) and la[2753] == pytest.approx(-4.1)
+    assert lb[2753] == pytest.approx(-0.3) and lb[40] == pytest.approx(-9999.0)
+    assert la[5] == pytest.approx(-6.3121 - OUTSIDE_GAP)  # neither in the top list nor named: the floor
+
+
+def test_a_server_that_ignores_named_tokens_is_not_asked_again() -> None:
+    m = _replaying_model(None)  # answers the top list only, as vLLM before 0.26 does
+    a, b = m.sessions  # type: ignore[attr-defined]
+    m.ensure([a, b], [[9454], [40]])  # type: ignore[attr-defined]
+    with pytest.warns(UserWarning, match="cannot return the log-probabilities of named tokens"):
+        la = a.logits()
+    assert la[9454] < -20 and m.named is False  # type: ignore[attr-defined]
+    n = len(m.sent)  # type: ignore[attr-defined]
+    a.extend([12095])
+    m.ensure([a], [[9454]])  # type: ignore[attr-defined]
+    a.logits()
+    assert len(m.sent) == n + 1  # type: ignore[attr-defined]  # the next-token request only

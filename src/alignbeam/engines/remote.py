@@ -5,7 +5,8 @@ A model is named by URL: `http://gpu-1:8000/v1#specialist` is the model the serv
 `...#specialist@/models/specialist-hf` also says where its tokenizer is (an embedded name, a .gguf file, a
 Hugging Face folder or id; by default the served name itself). Options go in the query string:
 `?protocol=llama-server|vllm|sglang` (default: detected), `top_logprobs=64`, `timeout=60`, `retries=3`,
-`n_ctx=4096`, `named=1` (0: never ask for named tokens' log-probabilities).
+`n_ctx=4096`, `named=1` (0: never ask for named tokens' log-probabilities), `connections=64` (the most requests
+this process has in flight at this server at once, streams included; more wait for a free connection).
 
 What stays local: the tokenizer and the chat template (the prompt is rendered and tokenized here, the bridge
 table is built from the same token texts as with a local model). What goes over the wire: a session is only its
@@ -57,7 +58,15 @@ from alignbeam.errors import BackendError, BackendTimeoutError, ModelLoadError
 
 #: how far below the last returned log-probability a token outside the returned list is put (nats)
 OUTSIDE_GAP = 20.0
-_OPTIONS = {"protocol": str, "top_logprobs": int, "timeout": float, "retries": int, "n_ctx": int, "named": int}
+_OPTIONS = {
+    "protocol": str,
+    "top_logprobs": int,
+    "timeout": float,
+    "retries": int,
+    "n_ctx": int,
+    "named": int,
+    "connections": int,
+}
 
 
 def is_url(spec: str) -> bool:
@@ -77,6 +86,7 @@ class RemoteSpec:
     retries: int = 3
     n_ctx: int | None = None
     named: int = 1  # ask for the draft's probability of translated anchor tokens by id, where the server can
+    connections: int = 64  # requests in flight at this server at once (the per-backend concurrency limit)
 
     @classmethod
     def parse(cls, spec: str, **overrides: Any) -> RemoteSpec:
@@ -100,6 +110,8 @@ class RemoteSpec:
             raise ModelLoadError(f"top_logprobs in {spec} must be between 1 and 1000")
         if opts.get("timeout", 60.0) <= 0 or opts.get("retries", 3) < 0:
             raise ModelLoadError(f"timeout must be > 0 and retries >= 0 in {spec}")
+        if opts.get("connections", 64) < 1:
+            raise ModelLoadError(f"connections must be at least 1 in {spec}")
         path = parts.path.rstrip("/").removesuffix("/v1")
         base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
         return cls(base, served, tokenizer, **opts)
@@ -168,7 +180,7 @@ class RemoteModel(Model):
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"alignbeam-remote-{served or 'model'}")
         # streamed continuations hold a thread each for their whole length: their own pool, so they never queue
         # the short next-token requests of other generations behind them
-        self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix=f"alignbeam-stream-{served or 'model'}")
+        self._streams = ThreadPoolExecutor(spec.connections, thread_name_prefix=f"alignbeam-stream-{served or 'model'}")
         self._vocab = tokenizer.vocab_size
         self.info = ModelInfo(served or spec.base_url, f"remote:{protocol.name}", spec.base_url, n_ctx)
         self._lock = threading.Lock()
@@ -548,8 +560,9 @@ class RemoteDecoder(Decoder):
 
 
 def _client(spec: RemoteSpec) -> httpx.Client:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 5.0))
+    limits = httpx.Limits(max_connections=spec.connections, max_keepalive_connections=spec.connections)
+    # waiting for one of this backend's `connections` is queueing here, not the backend being slow: no pool timeout
+    timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 5.0), pool=None)
     return httpx.Client(base_url=spec.base_url, timeout=timeout, limits=limits)
 
 
