@@ -43,10 +43,10 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
@@ -55,6 +55,8 @@ import numpy as np
 from alignbeam.engines.base import Decoder, Model, ModelInfo, Sampling, Session, Tokenizer
 from alignbeam.engines.protocols import PROTOCOLS, Piece, Protocol, TopLogprobs
 from alignbeam.errors import BackendError, BackendTimeoutError, ModelLoadError
+
+_T = TypeVar("_T")
 
 #: how far below the last returned log-probability a token outside the returned list is put (nats)
 OUTSIDE_GAP = 20.0
@@ -281,12 +283,17 @@ class RemoteModel(Model):
         data = self._post(path, body)
         with self._lock:
             self.requests += 1
+        return self._parsed(lambda: self.protocol.parse_next_token(data, len(prompts)), "a next-token answer")
+
+    def _parsed(self, parse: Callable[[], _T], what: str) -> _T:
+        """`parse()`, or a BackendError naming the server when its answer is not what the protocol promises (never a
+        wrong number)."""
         try:
-            return self.protocol.parse_next_token(data, len(prompts))
+            return parse()
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
             raise BackendError(
-                f"{self.backend} sent an answer that is not a {self.protocol.name} next-token answer ({e!r}): is "
-                "the protocol right? Set it with ?protocol=... in the model URL",
+                f"{self.backend} sent something that is not {what} of {self.protocol.name} ({e!r}): is the protocol "
+                "right? Set it with ?protocol=... in the model URL",
                 self.backend,
             ) from e
 
@@ -380,14 +387,7 @@ class RemoteModel(Model):
         return self._piece(self._post(path, body))
 
     def _piece(self, data: Any) -> Piece:
-        try:
-            return self.protocol.parse_piece(data)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            raise BackendError(
-                f"{self.backend} sent a completion that is not a {self.protocol.name} answer ({e!r}): is the "
-                "protocol right? Set it with ?protocol=... in the model URL",
-                self.backend,
-            ) from e
+        return self._parsed(lambda: self.protocol.parse_piece(data), "a completion")
 
     def _timeout(self, e: Exception) -> BackendTimeoutError:
         return BackendTimeoutError(
