@@ -62,6 +62,22 @@ see docs/performance.md for the latency benchmark.
 
 """
 
+#: the section of the tree run (scripts/results.sh tree): the default as it is now, next to the draft
+TREE_HEADER = """
+## Generalization: the default with the anchor's openings as a tree
+
+Regenerate with: `bash scripts/results.sh tree` (`alignbeam eval --suite benchmarks/suites/generalization-quick.yaml
+-s draft -s recommended --out runs/generalization/eval-tree`, then `python benchmarks/generalization_report.py
+runs/generalization/eval-tree --systems draft,recommended --tree`). The same quick suite as the section above
+(cross pair, 64 new tokens, greedy, 10 rows per set, +-25 points on each figure), for the draft and for the
+default as it is now: the anchor check explores the anchor's 4 most likely openings and takes the anchor route
+when at least 20% of the explored probability declines (`anchor_openings=4`, `anchor_refusal=0.2`, chosen on
+families only, docs/judge.md). Compare the column `recommended` here with `recommended:anchor_check=12` above
+(the greedy anchor check). Sets whose run was stopped before they were reached are absent. Latency here is from
+the eval, not a benchmark.
+
+"""
+
 
 def label(ds: str) -> str:
     base = ds.split("~")[0].split("+")[0]
@@ -171,10 +187,11 @@ def main() -> None:
     ap.add_argument("--systems", default="draft,recommended,recommended:anchor_check=12,alignbeam")
     ap.add_argument("--check", default=None, help="the system whose bars are checked (default: the third listed)")
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--tree", action="store_true", help="the tree run's section header (scripts/results.sh tree)")
     a = ap.parse_args()
     systems = a.systems.split(",")
     md, figures = table(a.run, systems)
-    md = HEADER + md
+    md = (TREE_HEADER if a.tree else HEADER) + md
     target = a.check or systems[min(2, len(systems) - 1)]
     bars = checks(figures, target)
     md += f"\nBars for `{target}` (harmful sets it does not meet; over-refusal rise on the target harmless sets):\n\n"

@@ -17,13 +17,16 @@
 #                                      draft, the previous recommended preset (anchor_check=0), the default, and
 #                                      the paper's defaults on the rewordings; ~2.5 h. Its section is
 #                                      docs/results/generalization.md (kept as committed when the run is not here)
+#   bash scripts/results.sh tree       the same quick suite for the draft and the default as it is now (the anchor
+#                                      check exploring the anchor's openings as a tree); ~70 min. Its section is
+#                                      docs/results/generalization-tree.md (kept as committed when the run is not here)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe heldout generalization}")
+pairs=("${@:-cross same probe heldout generalization tree}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -45,7 +48,10 @@ for pair in ${pairs[*]}; do
              -s recommended:anchor_check=12 -s alignbeam --draft smollm2-135m --anchor qwen2.5-coder-1.5b \
              --out runs/generalization/eval-quick
            continue ;;
-    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization)" >&2; exit 2 ;;
+    tree) $AB eval --suite benchmarks/suites/generalization-quick.yaml -s draft -s recommended \
+             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/generalization/eval-tree
+           continue ;;
+    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
@@ -64,3 +70,9 @@ if [ -f runs/generalization/eval-quick/generations.jsonl ]; then
     --systems draft,recommended:anchor_check=0,recommended:anchor_check=12,alignbeam >/dev/null
 fi
 cat docs/results/generalization.md >> docs/results.md
+if [ -f runs/generalization/eval-tree/generations.jsonl ]; then
+  $PY -m alignbeam.eval.regrade runs/generalization/eval-tree
+  $PY benchmarks/generalization_report.py runs/generalization/eval-tree --markdown docs/results/generalization-tree.md \
+    --systems draft,recommended --tree >/dev/null
+fi
+if [ -f docs/results/generalization-tree.md ]; then cat docs/results/generalization-tree.md >> docs/results.md; fi

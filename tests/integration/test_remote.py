@@ -223,3 +223,36 @@ def test_gateway_backend_faults_are_503_or_504_and_it_recovers(
     draft_server.start()
     assert _chat(url, "Hello there").status_code == 200
     assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_backend_killed_mid_request_is_a_503_not_a_truncated_answer(anchor_server: LlamaServer) -> None:
+    """The draft's server dies while it streams a long answer: the stream cannot be resumed, so the client gets a
+    503 naming the backend (never the half it had streamed, as if complete), and once the server is back on the
+    same port the gateway serves again by itself."""
+    from alignbeam.server import create_app
+    from alignbeam.server.runner import BackgroundServer
+
+    draft = LlamaServer("smollm2-135m", parallel=4).start()
+    ab = AlignBeam(f"{draft.base}?retries=1&timeout=10#smollm2-135m", anchor_server.url, judge=anchor_server.url)
+    server = BackgroundServer(create_app(ab, max_queue=4)).start()
+    try:
+        answer: list[httpx.Response] = []
+        long = {"mode": "draft", "max_tokens": 400, "ignore_eos": True}
+        client = threading.Thread(target=lambda: answer.append(_chat(server.url, "Tell me a long story.", **long)))
+        client.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # kill it once it is generating
+            slots = httpx.get(f"{draft.base}/slots", timeout=5).json()
+            if any(s.get("is_processing") for s in slots):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        draft.stop()
+        client.join(60)
+        assert answer and answer[0].status_code == 503, answer[0].text if answer else "no answer"
+        assert "smollm2-135m" in answer[0].json()["error"]["message"]
+        draft.start()
+        assert _chat(server.url, "Hello there", mode="draft").status_code == 200
+    finally:
+        server.stop()
+        draft.stop()
