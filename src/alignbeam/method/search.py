@@ -162,7 +162,10 @@ class CandidateSearch:
 
     def _ensure(self, sessions: list[Session], trs: list[Translation | None]) -> None:
         """Ask the draft's engine for its exact probability of every translated anchor token (most likely first):
-        a remote draft sees only its top few next tokens otherwise."""
+        a remote draft sees only its top few next tokens otherwise. Nothing to ask (and no sort on the hot path)
+        when the draft's logits already hold every token."""
+        if self.draft.full_vocabulary:
+            return
         rows = [(s, tr.ids[np.argsort(-tr.probs, kind="stable")]) for s, tr in zip(sessions, trs, strict=True) if tr]
         rows = [(s, ids) for s, ids in rows if len(ids)]
         if rows:
