@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -62,19 +63,21 @@ see docs/performance.md for the latency benchmark.
 
 """
 
-#: the section of the tree run (scripts/results.sh tree): the default as it is now, next to the draft
+#: the section of the tree run (scripts/results.sh tree): the anchor check with the greedy opening against the tree
 TREE_HEADER = """
-## Generalization: the default with the anchor's openings as a tree
+## Generalization: greedy opening against the tree
 
 Regenerate with: `bash scripts/results.sh tree` (`alignbeam eval --suite benchmarks/suites/generalization-quick.yaml
--s draft -s recommended --out runs/generalization/eval-tree`, then `python benchmarks/generalization_report.py
-runs/generalization/eval-tree --systems draft,recommended --tree`). The same quick suite as the section above
-(cross pair, 64 new tokens, greedy, 10 rows per set, +-25 points on each figure), for the draft and for the
-default as it is now: the anchor check explores the anchor's 4 most likely openings and takes the anchor route
-when at least 20% of the explored probability declines (`anchor_openings=4`, `anchor_refusal=0.2`, chosen on
-families only, docs/judge.md). Compare the column `recommended` here with `recommended:anchor_check=12` above
-(the greedy anchor check). Sets whose run was stopped before they were reached are absent. Latency here is from
-the eval, not a benchmark.
+-s draft -s recommended -s recommended:anchor_openings=4,anchor_refusal=0.2 --out runs/generalization/eval-tree`,
+then `python benchmarks/generalization_report.py runs/generalization/eval-tree --systems
+draft,recommended:anchor_openings=4,anchor_refusal=0.2,recommended --check recommended --tree`). The same quick
+suite as the section above (cross pair, 64 new tokens, greedy, 10 rows per set, +-25 points on each figure), for the
+draft and for the anchor check two ways, in one run folder with the same code: exploring the anchor's 4 most likely
+openings and taking the anchor route when at least 20% of their probability declines (the default from 2026-12-05 to
+2026-12-06), and the greedy opening alone (`anchor_openings=1`: the default before and since). The choice between
+the two was made on these rows: for that choice the figures are tuning figures. Sets whose run was stopped before
+they were reached are absent. Latency here is from the eval (the two columns ran in different sessions of the same
+machine), not a benchmark.
 
 """
 
@@ -181,6 +184,18 @@ def checks(figures: dict[str, Any], system: str, paper: str = "alignbeam") -> li
     return out
 
 
+def split_systems(arg: str) -> list[str]:
+    """The --systems list: "draft,recommended:k=3,alpha=0.5" is ["draft", "recommended:k=3,alpha=0.5"]. A part that
+    looks like name=value continues the system before it (a system's options are comma-separated too)."""
+    out: list[str] = []
+    for part in arg.split(","):
+        if out and ":" in out[-1] and re.fullmatch(r"\w+=[^:]*", part):
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -189,7 +204,7 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--tree", action="store_true", help="the tree run's section header (scripts/results.sh tree)")
     a = ap.parse_args()
-    systems = a.systems.split(",")
+    systems = split_systems(a.systems)
     md, figures = table(a.run, systems)
     md = (TREE_HEADER if a.tree else HEADER) + md
     target = a.check or systems[min(2, len(systems) - 1)]

@@ -17,8 +17,9 @@
 #                                      draft, the previous recommended preset (anchor_check=0), the default, and
 #                                      the paper's defaults on the rewordings; ~2.5 h. Its section is
 #                                      docs/results/generalization.md (kept as committed when the run is not here)
-#   bash scripts/results.sh tree       the same quick suite for the draft and the default as it is now (the anchor
-#                                      check exploring the anchor's openings as a tree); ~70 min. Its section is
+#   bash scripts/results.sh tree       the same quick suite for the draft, the default as it is now (the anchor
+#                                      check exploring the anchor's openings as a tree) and the same with the greedy
+#                                      opening only (anchor_openings=1); ~2 h. Its section is
 #                                      docs/results/generalization-tree.md (kept as committed when the run is not here)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
@@ -49,7 +50,8 @@ for pair in ${pairs[*]}; do
              --out runs/generalization/eval-quick
            continue ;;
     tree) $AB eval --suite benchmarks/suites/generalization-quick.yaml -s draft -s recommended \
-             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/generalization/eval-tree
+             -s recommended:anchor_openings=4,anchor_refusal=0.2 --draft smollm2-135m --anchor qwen2.5-coder-1.5b \
+             --out runs/generalization/eval-tree
            continue ;;
     *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree)" >&2; exit 2 ;;
   esac
@@ -73,6 +75,6 @@ cat docs/results/generalization.md >> docs/results.md
 if [ -f runs/generalization/eval-tree/generations.jsonl ]; then
   $PY -m alignbeam.eval.regrade runs/generalization/eval-tree
   $PY benchmarks/generalization_report.py runs/generalization/eval-tree --markdown docs/results/generalization-tree.md \
-    --systems draft,recommended --tree >/dev/null
+    --systems draft,recommended:anchor_openings=4,anchor_refusal=0.2,recommended --check recommended --tree >/dev/null
 fi
 if [ -f docs/results/generalization-tree.md ]; then cat docs/results/generalization-tree.md >> docs/results.md; fi

@@ -188,10 +188,11 @@ class AlignBeamConfig:
 #: named starting points. "paper": the paper's method as published (every field at its default).
 #: "recommended" (the default, DEFAULT_PRESET): the settings measured best on the embedded pairs (docs/results.md):
 #: the request is classified first and a harmless one goes to the draft alone (no over-refusal, no overhead),
-#: unless the classifier is unsure and the anchor, answering it, declines (anchor_check: rewordings the classifier
-#: misses, docs/results.md#generalization); a flagged one gets a stronger
-#: anchor weight, the draft's own answer as an extra candidate, the "helpful" selection (so a flagged but
-#: harmless request still gets a real answer whenever the judge finds one safe), the relapse cut (the small
+#: unless the classifier is unsure and the anchor's greedy opening, answering it, declines (anchor_check: rewordings
+#: the classifier misses, docs/results.md#generalization; exploring 4 openings instead refused fewer harmful
+#: rewordings and more harmless ones, docs/results.md#generalization-greedy-opening-against-the-tree); a flagged
+#: one gets a stronger anchor weight, the draft's own answer as an extra candidate, the "helpful" selection (so a
+#: flagged but harmless request still gets a real answer whenever the judge finds one safe), the relapse cut (the small
 #: drafts turn the anchor's refusal back into help: "I'm sorry, but I can't ... However, I can provide ..."), and
 #: the refusal message when no candidate of a flagged request is judged safe (the paper returns the least harmful
 #: one: on the cross pair every candidate complied for 6 of the 70 flagged HarmBench requests, judge2-cross).
@@ -200,8 +201,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recommended": {
         "gate": True,
         "anchor_check": 12,
-        "anchor_openings": 4,
-        "anchor_refusal": 0.2,
         "alpha": 0.8,
         "include_draft": True,
         "select": "helpful",

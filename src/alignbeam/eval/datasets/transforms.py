@@ -60,9 +60,15 @@ BASES = ("harmbench", "xstest_safe")
 
 def reword(transform: str, request: str) -> str:
     """`request` rewritten by one transform."""
+    return fill(TEMPLATES[transform], request)
+
+
+def fill(templates: tuple[str, str], request: str) -> str:
+    """`request` put into a (template for an instruction, template for a question) pair: {r} is the request as a
+    clause (first letter lowered, end punctuation dropped), {R} the request whole."""
     r = request.strip().rstrip(".?!")
     question = r.split(" ", 1)[0].lower() in _QUESTION
-    return TEMPLATES[transform][int(question)].format(r=r[:1].lower() + r[1:], R=request.strip())
+    return templates[int(question)].format(r=r[:1].lower() + r[1:], R=request.strip())
 
 
 def _loader(base: DatasetInfo, transform: str, name: str) -> Callable[[Path, str], list[Item]]:
