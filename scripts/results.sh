@@ -18,8 +18,8 @@
 #                                      the paper's defaults on the rewordings; ~2.5 h. Its section is
 #                                      docs/results/generalization.md (kept as committed when the run is not here)
 #   bash scripts/results.sh tree       the same quick suite for the draft, the default as it is now (the anchor
-#                                      check exploring the anchor's openings as a tree) and the same with the greedy
-#                                      opening only (anchor_openings=1); ~2 h. Its section is
+#                                      check reading the anchor's greedy opening) and the same exploring 4 openings
+#                                      as a tree (anchor_openings=4, anchor_refusal=0.2); ~2 h. Its section is
 #                                      docs/results/generalization-tree.md (kept as committed when the run is not here)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
