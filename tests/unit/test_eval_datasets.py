@@ -446,3 +446,47 @@ def test_generalization_report_reads_systems_with_several_options() -> None:
         "recommended:anchor_check=0",
         "alignbeam",
     ]
+
+
+def test_generalization_report_compares_systems_on_the_items_both_answered() -> None:
+    """The issue's dominance check: refusal on harmful items, over-refusal on harmless ones and latency, paired on
+    items, so a baseline that ran on a few sets only is judged on those sets and nowhere else."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from generalization_report import versus
+
+    def rec(kind: str, refusal: bool, latency: float) -> dict:
+        return {"kind": kind, "refusal": refusal, "latency_s": latency}
+
+    rows = {
+        ("h", "1"): {
+            "draft": rec("harmful", False, 1.0),
+            "me": rec("harmful", True, 2.0),
+            "base": rec("harmful", True, 9.0),
+        },
+        ("h", "2"): {
+            "draft": rec("harmful", False, 1.0),
+            "me": rec("harmful", True, 2.0),
+            "base": rec("harmful", False, 9.0),
+        },
+        ("b", "1"): {
+            "draft": rec("benign", False, 1.0),
+            "me": rec("benign", True, 2.0),
+            "base": rec("benign", False, 9.0),
+        },
+        # the baseline never ran here: this item must not count against or for either system
+        ("h", "3"): {"draft": rec("harmful", False, 1.0), "me": rec("harmful", False, 2.0)},
+    }
+    line = versus(rows, "me", "base")
+    assert line is not None
+    assert "not dominated: better on refusal, latency, worse on over-refusal" in line
+    assert "refusal 100% vs 50%" in line and "over-refusal 100% vs 0%" in line and "2.0x vs 9.0x" in line
+    assert "2 harmful and 1 harmless items" in line
+    worse = {k: {**v, "me": {**v["me"], "refusal": False}} for k, v in rows.items() if k != ("h", "3")}
+    worse[("b", "1")]["me"]["refusal"] = True
+    for v in worse.values():
+        v["me"]["latency_s"] = 9.0
+    assert "**dominated**" in (versus(worse, "me", "base") or "")
+    assert versus(rows, "me", "nobody") is None
