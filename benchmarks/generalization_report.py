@@ -5,8 +5,9 @@ Reads an `alignbeam eval --suite generalization[-quick]` run folder and prints, 
 apart on a rewording shows as a row. Each set is labelled by what shaped the configuration:
 
 - `probe trained`: the packaged request probe (the classifier behind prompt gating) was fitted on rows of this
-  family (benchmarks/request_probe.py train_sets: other rows than the ones evaluated, same source), so a figure
-  there is a tuning figure for the classifier's part;
+  family (benchmarks/request_probe.py train_sets), so a figure there is a tuning figure for the classifier's part.
+  The probe's training left out only the `paper` suites' rows, so it may hold the very rows evaluated here: the
+  column "rows trained on" counts them per set (a reworded row counts when its source row trained the probe);
 - `unseen`: no row of this source shaped the probe or its threshold (HarmBench and every rewording of it; the
   XSTest-safe rewordings, whose source rows include the probe's threshold-calibration rows: labelled `cal rows`).
 
@@ -52,17 +53,17 @@ HEADER = """
 ## Generalization
 
 Regenerate with: `bash scripts/results.sh generalization` (`alignbeam eval --suite
-benchmarks/suites/generalization-quick.yaml -s draft -s recommended:anchor_check=0 -s recommended:anchor_check=12
--s alignbeam --out runs/generalization/eval-quick`, then `python benchmarks/generalization_report.py
+benchmarks/suites/generalization-quick.yaml -s draft -s recommended:anchor_check=0 -s recommended:anchor_check=12 -s
+alignbeam --out runs/generalization/eval-quick`, then `python benchmarks/generalization_report.py
 runs/generalization/eval-quick`). Cross pair (SmolLM2-135M draft, Qwen2.5-Coder-1.5B anchor and judge), 64 new
-tokens, greedy, 10 rows per set: every figure is a count of 10, and its 95% interval is about +-25 points.
-Refusal % on harmful sets, over-refusal % on benign sets, on the items every system answered. Systems: the draft
-alone; `recommended:anchor_check=0`, the recommended preset before the anchor check; `recommended:anchor_check=12`,
-the default; `alignbeam`, the paper's defaults (run on the first sets only, earlier, by a judge whose refusal rule
-still read "As an AI ..." as a refusal; every record is graded by the current grader). "shaped by": `probe
-trained` marks families whose other rows trained the request probe (tuning figures for the classifier's
-part); `unseen`, sources that shaped nothing. Latency here is from a 2-core machine shared with other work:
-see docs/performance.md for the latency benchmark.
+tokens, greedy, 10 rows per set: every figure is a count of 10, and its 95% interval is about +-25 points. Refusal %
+on harmful sets, over-refusal % on benign sets, on the items every system answered. Systems: the draft alone;
+`recommended:anchor_check=0`, the recommended preset before the anchor check; `recommended:anchor_check=12`, the
+default; `alignbeam`, the paper's defaults (run on the first sets only, earlier, by a judge whose refusal rule still
+read "As an AI ..." as a refusal; every record is graded by the current grader). "shaped by": `probe trained` marks
+families the request probe trained on, in some sets on these very rows ("rows trained on" counts them; tuning
+figures for the classifier's part); `unseen`, sources that shaped nothing. Latency here is from a 2-core machine
+shared with other work: see docs/performance.md for the latency benchmark.
 
 """
 
@@ -74,15 +75,16 @@ Regenerate with: `bash scripts/results.sh tree` (`alignbeam eval --suite benchma
 -s draft -s recommended -s recommended:anchor_openings=4,anchor_refusal=0.2 -s router -s alignbeam --out
 runs/generalization/eval-tree`, then `python benchmarks/generalization_report.py runs/generalization/eval-tree
 --systems draft,recommended:anchor_openings=4,anchor_refusal=0.2,recommended,router,alignbeam --check recommended
---tree`). The same quick suite as the section above (cross pair, 64 new tokens, greedy, 10 rows per set, +-25
-points on each figure), in one run folder with the same code: the draft; the anchor check two ways, exploring the
-anchor's 4 most likely openings and taking the anchor route when at least 20% of their probability declines (the
-default from 2026-12-05 to 2026-12-06), and the greedy opening alone (`recommended`, `anchor_openings=1`: the
-default before and since); the router and the paper's defaults (`alignbeam`), the baselines the dominance bar
-names. The choice between the two anchor checks was made on these rows: for that choice the figures are tuning
-figures. A baseline whose run was stopped before it reached a set shows the rows it answered (n); sets no system
-reached are absent. Latency here is from the eval (columns ran in different sessions of the same machine), not a
-benchmark. What the figures say: [evaluation.md](evaluation.md#generalization).
+--tree`). The same quick suite as the section above (cross pair, 64 new tokens, greedy, 10 rows per set, +-25 points
+on each figure), in one run folder with the same code: the draft; the anchor check two ways, exploring the anchor's
+4 most likely openings and taking the anchor route when at least 20% of their probability declines (the default from
+2026-12-05 to 2026-12-06), and the greedy opening alone (`recommended`, `anchor_openings=1`: the default before and
+since); the router and the paper's defaults (`alignbeam`), the baselines the dominance bar names. The choice between
+the two anchor checks was made on these rows: for that choice the figures are tuning figures. "shaped by" and "rows
+trained on" as in the section above: `probe trained` sets are tuning figures for the classifier's part, some on the
+very rows the probe trained on. A baseline whose run was stopped before it reached a set shows the rows it answered
+(n); sets no system reached are absent. Latency here is from the eval (columns ran in different sessions of the same
+machine), not a benchmark. What the figures say: [evaluation.md](evaluation.md#generalization).
 
 """
 
@@ -94,6 +96,22 @@ def label(ds: str) -> str:
     if "+" in ds:
         return "unseen"
     return "probe trained" if base in PROBE_TRAINED else "unseen"
+
+
+def probe_training_ids() -> set[str] | None:
+    """The ids of the rows the packaged request probe was trained on (benchmarks/request_probe.py train_sets), or
+    None when the benchmark data is not here. A family the probe trained on may share the very rows an evaluation
+    samples (its training excluded only the `paper` suites' rows), so the table counts them per set."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from alignbeam.errors import AlignBeamError
+    from request_probe import train_sets
+
+    try:
+        return {it.id for items in train_sets().values() for it in items}
+    except (AlignBeamError, OSError):
+        return None
 
 
 def load(run: Path) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
@@ -114,15 +132,16 @@ def pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.0f}%"
 
 
-def table(run: Path, systems: list[str]) -> tuple[str, dict[str, Any]]:
+def table(run: Path, systems: list[str], trained: set[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The per-set table; `trained` (probe_training_ids) adds how many of each set's rows trained the probe."""
     rows = load(run)
     by_set: dict[str, list[dict[str, dict[str, Any]]]] = defaultdict(list)
     for (ds, _), recs in rows.items():
         if all(s in recs for s in systems if s not in PARTIAL) and "draft" in recs:
             by_set[ds].append(recs)
     order = list(dict.fromkeys(ds for ds, _ in rows))
-    head = "| set | kind | shaped by | n | " + " | ".join(systems) + " |"
-    lines = [head, "|---|---|---|---|" + "---|" * len(systems)]
+    head = "| set | kind | shaped by | rows trained on | n | " + " | ".join(systems) + " |"
+    lines = [head, "|---|---|---|---|---|" + "---|" * len(systems)]
     figures: dict[str, Any] = {}
     pooled: dict[tuple[str, str], list[bool]] = defaultdict(list)
     lat: dict[str, list[float]] = defaultdict(list)
@@ -149,8 +168,11 @@ def table(run: Path, systems: list[str]) -> tuple[str, dict[str, Any]]:
                     lat[s].append(it[s]["latency_s"] / max(it["draft"]["latency_s"], 1e-3))
                     if it[s].get("route"):
                         routes[s][it[s]["route"]] += 1
-        figures[ds] = {"kind": kind, "label": label(ds), "n": len(items), **fig}
-        lines.append(f"| {ds} | {kind} | {label(ds)} | {len(items)} | " + " | ".join(cells) + " |")
+        # a reworded row counts when its source row trained the probe ("id~past_tense" comes from "id")
+        n_trained = None if trained is None else sum(it["draft"]["id"].split("~")[0] in trained for it in items)
+        figures[ds] = {"kind": kind, "label": label(ds), "n": len(items), "trained_rows": n_trained, **fig}
+        cell = "?" if n_trained is None else str(n_trained)
+        lines.append(f"| {ds} | {kind} | {label(ds)} | {cell} | {len(items)} | " + " | ".join(cells) + " |")
     groups = [(shaped, kind) for kind in ("harmful", "benign") for shaped in ("unseen", "probe trained")]
     for group in groups:
         cells = []
@@ -158,9 +180,9 @@ def table(run: Path, systems: list[str]) -> tuple[str, dict[str, Any]]:
             v = pooled.get((s, *group))
             cells.append(f"**{pct(sum(v) / len(v))}** (n={len(v)})" if v else "")
         if any(cells):
-            lines.append(f"| pooled | {group[1]} | {group[0]} | | " + " | ".join(cells) + " |")
+            lines.append(f"| pooled | {group[1]} | {group[0]} | | | " + " | ".join(cells) + " |")
     lines.append(
-        "| latency, median multiple of the draft | | | | "
+        "| latency, median multiple of the draft | | | | | "
         + " | ".join("1" if s == "draft" else (f"{statistics.median(lat[s]):.1f}" if lat[s] else "") for s in systems)
         + " |"
     )
@@ -259,7 +281,7 @@ def main() -> None:
     ap.add_argument("--tree", action="store_true", help="the tree run's section header (scripts/results.sh tree)")
     a = ap.parse_args()
     systems = split_systems(a.systems)
-    md, figures = table(a.run, systems)
+    md, figures = table(a.run, systems, probe_training_ids())
     md = (TREE_HEADER if a.tree else HEADER) + md
     target = a.check or systems[min(2, len(systems) - 1)]
     bars = checks(figures, target)

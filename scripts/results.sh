@@ -22,6 +22,8 @@
 #                                      as a tree (anchor_openings=4, anchor_refusal=0.2), the router and the paper's
 #                                      defaults (the baselines the issue's dominance bar names); ~4 h. Its section is
 #                                      docs/results/generalization-tree.md (kept as committed when the run is not here)
+#   bash scripts/results.sh overrefusal  the over-refusal bar's three harmless families at 40 rows each (the
+#                                      quick suite has 10): draft, the default and the router; ~25 min
 #   bash scripts/results.sh utility    the default's utility on the same-vocabulary pair (GSM8K, HumanEval, MedQA,
 #                                      50 each, 256 tokens) against the draft alone; ~1 h
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
@@ -30,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe heldout generalization tree utility}")
+pairs=("${@:-cross same probe heldout generalization tree overrefusal utility}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -56,21 +58,24 @@ for pair in ${pairs[*]}; do
              -s recommended:anchor_openings=4,anchor_refusal=0.2 -s router -s alignbeam \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/generalization/eval-tree
            continue ;;
+    overrefusal) $AB eval --suite benchmarks/suites/over-refusal.yaml -s draft -s recommended -s router \
+             --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/overrefusal-cross
+           continue ;;
     # the default's utility: harmless task prompts should reach the draft alone, so its answers are the draft's
     utility) $AB eval --suite benchmarks/suites/utility.yaml -s draft -s recommended \
              --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b --out runs/utility-same
            continue ;;
-    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree | utility)" >&2; exit 2 ;;
+    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree | overrefusal | utility)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/utility-same; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/utility-same; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/utility-same \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/utility-same \
   --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"
 if [ -f runs/generalization/eval-quick/generations.jsonl ]; then

@@ -490,3 +490,26 @@ def test_generalization_report_compares_systems_on_the_items_both_answered() -> 
         v["me"]["latency_s"] = 9.0
     assert "**dominated**" in (versus(worse, "me", "base") or "")
     assert versus(rows, "me", "nobody") is None
+
+
+def test_generalization_report_counts_the_rows_the_probe_trained_on(tmp_path: Path) -> None:
+    """A family the probe trained on may share the very rows evaluated: the table counts them per set, a reworded
+    row by its source row, so a tuning figure cannot pass for an unseen one."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from generalization_report import table
+
+    recs = [
+        {"system": s, "dataset": ds, "id": i, "kind": "harmful", "refusal": s == "me", "latency_s": 1.0}
+        for s in ("draft", "me")
+        for ds, i in [
+            ("advbench", "advbench-1"),
+            ("advbench", "advbench-2"),
+            ("harmbench~past_tense", "hb-7~past_tense"),
+        ]
+    ]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    md, figures = table(tmp_path, ["draft", "me"], trained={"advbench-2", "hb-7"})
+    assert figures["advbench"]["trained_rows"] == 1 and figures["harmbench~past_tense"]["trained_rows"] == 1
+    assert "| advbench | harmful | probe trained | 1 | 2 | 0% | 100% |" in md
+    _, unknown = table(tmp_path, ["draft", "me"])
+    assert unknown["advbench"]["trained_rows"] is None
