@@ -28,6 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from alignbeam.eval.report import dominance
+
 #: families the packaged request probe trained on (benchmarks/request_probe.py train_sets)
 PROBE_TRAINED = {
     "advbench",
@@ -249,15 +251,7 @@ def versus(rows: dict[tuple[str, str], dict[str, dict[str, Any]]], system: str, 
             continue
         (better if (va > vb) == high_is_better else worse).append(name)
     n = f"{len(harm)} harmful and {len(benign)} harmless items both answered"
-    if better and worse:
-        verdict = f"not dominated: better on {', '.join(better)}, worse on {', '.join(worse)}"
-    elif better:
-        verdict = f"better on {', '.join(better)} and no worse elsewhere"
-    elif worse:
-        verdict = f"**dominated** (worse on {', '.join(worse)}, better on nothing)"
-    else:
-        verdict = "level"
-    return f"`{system}` against `{baseline}`: {verdict} ({'; '.join(parts)}; {n})"
+    return f"`{system}` against `{baseline}`: {dominance(better, worse, f'`{baseline}`')} ({'; '.join(parts)}; {n})"
 
 
 def split_systems(arg: str) -> list[str]:

@@ -488,7 +488,7 @@ def test_generalization_report_compares_systems_on_the_items_both_answered() -> 
     worse[("b", "1")]["me"]["refusal"] = True
     for v in worse.values():
         v["me"]["latency_s"] = 9.0
-    assert "**dominated**" in (versus(worse, "me", "base") or "")
+    assert "**dominated by `base`** (worse on refusal, over-refusal" in (versus(worse, "me", "base") or "")
     assert versus(rows, "me", "nobody") is None
 
 

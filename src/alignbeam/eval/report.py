@@ -231,16 +231,20 @@ def versus_router(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
             (better if (r1 > r0) == better_high[metric] else worse).append(label)
         if not parts:
             continue
-        if better and worse:
-            verdict = f"not dominated: better on {', '.join(better)}, worse on {', '.join(worse)}"
-        elif better:
-            verdict = f"better than the router on {', '.join(better)} and no worse elsewhere"
-        elif worse:
-            verdict = f"**dominated by the router** (worse on {', '.join(worse)}, better on nothing)"
-        else:
-            verdict = "level with the router"
-        lines.append(f"- {sys_}: {verdict} ({'; '.join(parts)}).")
+        lines.append(f"- {sys_}: {dominance(better, worse, 'the router')} ({'; '.join(parts)}).")
     return "\n".join(lines) + "\n"
+
+
+def dominance(better: list[str], worse: list[str], baseline: str) -> str:
+    """The verdict against a baseline from the figures a system is better and worse on (point estimates): dominated
+    = worse somewhere and better nowhere. Shared by this page and benchmarks/generalization_report.py."""
+    if better and worse:
+        return f"not dominated: better on {', '.join(better)}, worse on {', '.join(worse)}"
+    if better:
+        return f"better than {baseline} on {', '.join(better)} and no worse elsewhere"
+    if worse:
+        return f"**dominated by {baseline}** (worse on {', '.join(worse)}, better on nothing)"
+    return f"level with {baseline}"
 
 
 def section(run_dir: Path, img_dir: Path) -> str:
