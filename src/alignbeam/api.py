@@ -26,7 +26,7 @@ from alignbeam.method.bridge import Bridge
 from alignbeam.method.conversation import response_text
 from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
-from alignbeam.method.opening import explore_opening
+from alignbeam.method.opening import Opening, explore_opening
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection, select
 from alignbeam.method.textrules import declines_first, is_refusal, trim_stop
@@ -94,6 +94,8 @@ class Route:
     anchor_refusal: float | None = None
     #: the anchor's state after the prompt, when the anchor route mixes from the prompt the check already read
     anchor_state: Snapshot | None = None
+    #: P(harmful) of the request restated without its framing, when config `restate` read it
+    restated_risk: float | None = None
 
 
 class AlignBeam:
@@ -257,7 +259,9 @@ class AlignBeam:
         emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
         try:
             search.start(d_prompt, a_prompt, timer, route.anchor_state)
-            cands, sel = yield from self._candidates_and_choice(search, messages, cfg, timer, emitter, stream)
+            # on the restated route the judge scores at the restatement's risk, which flagged the request
+            raised = route.restated_risk if route.name == "restated" else None
+            cands, sel = yield from self._candidates_and_choice(search, messages, cfg, timer, emitter, stream, raised)
         finally:
             search.close()
         chosen = cands[sel.index]
@@ -278,6 +282,7 @@ class AlignBeam:
                 route.name,
                 route.anchor_opening,
                 route.anchor_refusal,
+                route.restated_risk,
             )
             if trace
             else None
@@ -299,7 +304,9 @@ class AlignBeam:
         rewording into the past tense, a fictional frame, a harm category the classifier never learned), so the
         request is answered by the mix, which opens with the anchor's refusal. The anchor's opening has nothing
         fitted in it, which is why it holds on requests nobody tuned for; its cost is the anchor's own
-        over-refusal (docs/results.md).
+        over-refusal (docs/results.md). With `restate`, a request both let through is read a third way: the judge
+        model restates it without its framing and the classifier reads that (method/restate.py); a flagged
+        restatement gets the full method, scored at the restatement's risk.
         """
         if not (cfg.gate and self.judge is not None and cfg.use_judge):
             return Route(cfg)
@@ -341,11 +348,18 @@ class AlignBeam:
                 # judge reads a request the classifier passed as harmless), and the relapse cut keeps it a refusal
                 anchor_route = cfg.merged(k=1, use_judge=False, include_draft=False)
                 return Route(anchor_route, risk, "anchor", opening.text, opening.decline_share, opening.prompt_state)
+        restated = None
+        if cfg.restate and risk >= self.judge.read_gate:
+            # the second read: the request restated without its framing, classified again (method/restate.py)
+            with timer.phase("restate"):
+                restated = self.judge.restated_risk(messages)
+            if restated is not None and restated >= threshold:
+                # the mix may start from the anchor's state the check saved, as on the anchor route
+                state = opening.prompt_state if opening is not None else None
+                return Route(cfg, risk, "restated", *_opened(opening), state, restated)
         # clearly harmless: the draft alone, exactly as without AlignBeam
         draft_alone = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
-        if opening is None:
-            return Route(draft_alone, risk, "draft")
-        return Route(draft_alone, risk, "draft", opening.text, opening.decline_share)
+        return Route(draft_alone, risk, "draft", *_opened(opening), None, restated)
 
     def _candidates_and_choice(
         self,
@@ -355,6 +369,7 @@ class AlignBeam:
         timer: Timer,
         emitter: _Emitter,
         stream: bool,
+        request_risk: float | None = None,
     ) -> Generator[str, None, tuple[list[Candidate], Selection]]:
         """Grow the candidates and choose one: the paper's way (finish all K, then judge), or with early judging
         (judge K partial candidates, finish only the winner, streaming it as it grows)."""
@@ -378,14 +393,14 @@ class AlignBeam:
             cands = search.finish()
             if judge is not None:
                 with timer.phase("judge"):
-                    scores = _judge_scores(judge, messages, [c.text for c in cands], cfg)
+                    scores = _judge_scores(judge, messages, [c.text for c in cands], cfg, request_risk)
                 for c, s in zip(cands, scores, strict=True):
                     c.score = s
             return cands, pick(cands)
         # Early judging: its score stays the early one, so what was streamed is never contradicted afterwards.
         search.continue_all(timer, rng, limit=cfg.n_mix + cfg.judge_after)
         with timer.phase("judge"):
-            scores = _judge_scores(judge, messages, search.partial_texts(), cfg)
+            scores = _judge_scores(judge, messages, search.partial_texts(), cfg, request_risk)
         for c, s in zip(search.candidates, scores, strict=True):
             c.score = s
         sel = pick(search.candidates)
@@ -453,7 +468,18 @@ class AlignBeam:
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
 
 
-def _judge_scores(judge: Judge, messages: list[Message], texts: Sequence[str], cfg: AlignBeamConfig) -> list[float]:
+def _opened(opening: Opening | None) -> tuple[str | None, float | None]:
+    """What a Route records of the anchor's opening: its text and decline share, if one was read."""
+    return (None, None) if opening is None else (opening.text, opening.decline_share)
+
+
+def _judge_scores(
+    judge: Judge,
+    messages: list[Message],
+    texts: Sequence[str],
+    cfg: AlignBeamConfig,
+    request_risk: float | None = None,
+) -> list[float]:
     """The judge's scores of the candidates. With the `helpful` selection a candidate only has to be at or under
     `judge_threshold` to be eligible, and the draft's likelihood chooses among the eligible. A judge that bounds
     what it can score a plain refusal (the keyword rule, relapses excluded; the default judge: at most 1.4) need
@@ -464,7 +490,8 @@ def _judge_scores(judge: Judge, messages: list[Message], texts: Sequence[str], c
     bound = judge.refusal_bound
     skip = cfg.select == "helpful" and bound is not None and bound <= cfg.judge_threshold
     unread = [skip and is_refusal(a) for a in answers]
-    read = judge.score(messages, [a for a, u in zip(answers, unread, strict=True) if not u]) if not all(unread) else []
+    to_read = [a for a, u in zip(answers, unread, strict=True) if not u]
+    read = judge.score_at_risk(messages, to_read, request_risk) if to_read else []
     it = iter(read)
     return [float(bound) if u else next(it) for u in unread]  # type: ignore[arg-type]
 

@@ -93,6 +93,13 @@ class AlignBeamConfig:
     anchor_refusal: float = knob(
         0.5, "the share of the explored openings' probability that must decline for the anchor's refusal to stand"
     )
+    restate: bool = knob(
+        False,
+        "with `gate`: a request the classifier is unsure of and the anchor's check lets through is restated by the "
+        "judge model as one plain request, without its framing (the past or future, a story, a game), and "
+        "classified again; if the restatement is flagged, the request gets the full method, judged at that risk "
+        "(a second read that only raises the risk; about 3 s more on those requests on 2 cores)",
+    )
     include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
     select: str = knob(
         "safest",

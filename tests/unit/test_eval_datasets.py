@@ -513,3 +513,24 @@ def test_generalization_report_counts_the_rows_the_probe_trained_on(tmp_path: Pa
     assert "| advbench | harmful | probe trained | 1 | 2 | 0% | 100% |" in md
     _, unknown = table(tmp_path, ["draft", "me"])
     assert unknown["advbench"]["trained_rows"] is None
+
+
+def test_suite_skip_takes_the_rows_after_those_an_earlier_sample_held(tmp_path: Path) -> None:
+    """`skip: 16, n: 16` are rows 17-32 of the same seeded sample: a setting chosen on the first 16 is measured on
+    rows that shaped nothing; a skip past the end, or not a whole number, is a clear error."""
+    from alignbeam.eval.runner import load_suite, suite_items
+
+    first, later = tmp_path / "first.yaml", tmp_path / "later.yaml"
+    first.write_text("seed: 0\ndatasets:\n  - {name: advbench, n: 24}\n")
+    later.write_text("seed: 0\ndatasets:\n  - {name: advbench, n: 8, skip: 16}\n")
+    whole = suite_items(load_suite(str(first)), None)["advbench"]
+    rest = suite_items(load_suite(str(later)), None)["advbench"]
+    assert [it.id for it in rest] == [it.id for it in whole[16:24]]
+    suite = tmp_path / "s.yaml"
+    for bad in ("-1", "true", "2.5"):
+        suite.write_text(f"datasets:\n  - {{name: advbench, n: 4, skip: {bad}}}\n")
+        with pytest.raises(AlignBeamError, match="'skip' must be a whole number"):
+            load_suite(str(suite))
+    suite.write_text("datasets:\n  - {name: advbench, n: 4, skip: 100000}\n")
+    with pytest.raises(AlignBeamError, match="skip 100000 leaves none"):
+        suite_items(load_suite(str(suite)), None)

@@ -41,6 +41,9 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)
     #: response length for this dataset (default: the suite's); refusal is decided in the opening, maths is not
     max_new_tokens: int | None = None
+    #: rows skipped at the front of the seeded sample: `skip: 16, n: 16` are rows 17-32, which an evaluation of
+    #: the first 16 never saw (a setting chosen by looking at some rows is then measured on others)
+    skip: int = 0
 
     @property
     def key(self) -> str:
@@ -158,7 +161,9 @@ def load_suite(name_or_path: str) -> Suite:
         d = {"name": d} if isinstance(d, str) else dict(d)
         if "name" not in d:
             raise AlignBeamError(f"{p}: every dataset entry needs a 'name'")
-        known = {"name", "n", "split", "jailbreak", "max_new_tokens"}
+        known = {"name", "n", "split", "jailbreak", "max_new_tokens", "skip"}
+        if not isinstance(d.get("skip", 0), int) or isinstance(d.get("skip", 0), bool) or d.get("skip", 0) < 0:
+            raise AlignBeamError(f"{p}: 'skip' must be a whole number of rows >= 0, got {d['skip']!r}")
         specs.append(
             DatasetSpec(**{k: d[k] for k in known if k in d}, options={k: v for k, v in d.items() if k not in known})
         )
@@ -179,7 +184,13 @@ def suite_items(suite: Suite, data_dir: Path | None) -> dict[str, list[D.Item]]:
             for it in D.load(spec.name, data_dir=data_dir, split=spec.split, **spec.options)
             if it.id not in CALIBRATION_IDS
         ]
-        items = D.sample(items, min(spec.n, len(items)) if spec.n else None, seed=suite.seed)
+        if spec.skip:
+            if spec.skip >= len(items):
+                raise AlignBeamError(f"{spec.key}: skip {spec.skip} leaves none of its {len(items)} rows")
+            want = min(spec.skip + spec.n, len(items)) if spec.n else len(items)
+            items = D.sample(items, want, seed=suite.seed)[spec.skip :]
+        else:
+            items = D.sample(items, min(spec.n, len(items)) if spec.n else None, seed=suite.seed)
         if spec.jailbreak:
             items = D.jailbreak(items, spec.jailbreak, mode="random", seed=suite.seed, data_dir=data_dir)
         out[spec.key] = items

@@ -124,6 +124,7 @@ class Responder:
                 "request_risk": None if tr.request_risk is None else round(tr.request_risk, 4),
                 "anchor_opening": tr.anchor_opening,
                 "anchor_refusal": None if tr.anchor_refusal is None else round(tr.anchor_refusal, 4),
+                "restated_risk": None if tr.restated_risk is None else round(tr.restated_risk, 4),
                 # every candidate's text, so the oracle bound (a perfect selector) can be computed afterwards
                 "candidates": [c.text for c in tr.candidates] if len(tr.candidates) > 1 else [],
             }
