@@ -35,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe heldout generalization tree overrefusal utility}")
+pairs=("${@:-cross same probe heldout generalization tree overrefusal restate utility}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)

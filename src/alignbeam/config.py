@@ -98,7 +98,8 @@ class AlignBeamConfig:
         "with `gate`: a request the classifier is unsure of and the anchor's check lets through is restated by the "
         "judge model as one plain request, without its framing (the past or future, a story, a game), and "
         "classified again; if the restatement is flagged, the request gets the full method, judged at that risk "
-        "(a second read that only raises the risk; about 3 s more on those requests on 2 cores)",
+        "(a second read that only raises the risk; off: on rows nobody tuned for it added little and about 4 s on "
+        "those requests, docs/evaluation.md)",
     )
     include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
     select: str = knob(
