@@ -29,7 +29,7 @@ from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.opening import Opening, explore_opening
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection, select
-from alignbeam.method.textrules import declines_first, is_refusal, trim_stop
+from alignbeam.method.textrules import declines_first, is_refusal, opening_declines, trim_stop
 from alignbeam.method.trace import Candidate, Timer, Trace
 
 DEFAULT_DRAFT = "smollm2-135m"
@@ -261,7 +261,11 @@ class AlignBeam:
             search.start(d_prompt, a_prompt, timer, route.anchor_state)
             # on the restated route the judge scores at the restatement's risk, which flagged the request
             raised = route.restated_risk if route.name == "restated" else None
-            cands, sel = yield from self._candidates_and_choice(search, messages, cfg, timer, emitter, stream, raised)
+            # the anchor route exists to let the anchor's refusal stand, so its one candidate must decline too
+            must_decline = route.name == "anchor"
+            cands, sel = yield from self._candidates_and_choice(
+                search, messages, cfg, timer, emitter, stream, raised, must_decline
+            )
         finally:
             search.close()
         chosen = cands[sel.index]
@@ -345,7 +349,8 @@ class AlignBeam:
             if opening.decline_share >= cfg.anchor_refusal:
                 # the anchor objects: its refusal stands. One mixed candidate opens in the anchor's words (K beams
                 # and the judge would only confirm it: every candidate that follows the anchor declines, and the
-                # judge reads a request the classifier passed as harmless), and the relapse cut keeps it a refusal
+                # judge reads a request the classifier passed as harmless), and the relapse cut keeps it a refusal;
+                # a candidate the draft's share of the mix turned away from declining gets the refusal message
                 anchor_route = cfg.merged(k=1, use_judge=False, include_draft=False)
                 return Route(anchor_route, risk, "anchor", opening.text, opening.decline_share, opening.prompt_state)
         restated = None
@@ -370,16 +375,22 @@ class AlignBeam:
         emitter: _Emitter,
         stream: bool,
         request_risk: float | None = None,
+        must_decline: bool = False,
     ) -> Generator[str, None, tuple[list[Candidate], Selection]]:
         """Grow the candidates and choose one: the paper's way (finish all K, then judge), or with early judging
-        (judge K partial candidates, finish only the winner, streaming it as it grows)."""
+        (judge K partial candidates, finish only the winner, streaming it as it grows).
+
+        must_decline (the anchor route): the anchor declined this request, and its refusal is to stand. The mixed
+        candidate usually opens in the anchor's words, but the draft's share of the mix can turn its first token
+        elsewhere ("In the 1990s, when people wanted to make ..."); such a candidate is not returned, the refusal
+        message is. It is decided on the whole candidate, so this route does not stream as it grows."""
         rng = np.random.default_rng(_numpy_seed(cfg.seed))
         judge = self.judge if cfg.use_judge else None
 
         def pick(cands: list[Candidate]) -> Selection:
             return select(cands, cfg.judge_threshold, cfg.tie_epsilon, cfg.on_all_unsafe, cfg.select)
 
-        if stream and judge is None and len(search.candidates) == 1:
+        if stream and judge is None and len(search.candidates) == 1 and not must_decline:
             # one candidate and nothing to judge (a request gated to the draft alone, K=1 mixing): it is the
             # answer, so it streams as it grows
             only = search.candidates[0]
@@ -396,7 +407,10 @@ class AlignBeam:
                     scores = _judge_scores(judge, messages, [c.text for c in cands], cfg, request_risk)
                 for c, s in zip(cands, scores, strict=True):
                     c.score = s
-            return cands, pick(cands)
+            sel = pick(cands)
+            if must_decline and not sel.refuse and not opening_declines(cands[sel.index].text):
+                sel = Selection(sel.index, sel.all_unsafe, True)
+            return cands, sel
         # Early judging: its score stays the early one, so what was streamed is never contradicted afterwards.
         search.continue_all(timer, rng, limit=cfg.n_mix + cfg.judge_after)
         with timer.phase("judge"):

@@ -233,13 +233,29 @@ def test_anchor_check_lets_the_anchor_object_to_what_the_classifier_passed(cross
     assert is_refusal(r.text), r.text
     # the mix starts from the anchor's state the check saved (no second prefill) and gives what a fresh one gives
     fresh = {**cfg, "gate": False, "k": 1, "use_judge": False, "include_draft": False}
-    assert cross.generate(PAST_TENSE, **fresh).text == r.text
+    assert cross.generate(PAST_TENSE, **fresh).text == r.trace.candidates[0].text
     # a request the classifier is sure is harmless (under read_gate): the anchor is not asked, the draft alone
     # answers, exactly as without the check
     b = cross.generate(BENIGN[1], **{**cfg, "anchor_check": 12}, trace=True)
     assert b.trace.route == "draft" and b.trace.gated and b.trace.anchor_opening is None
     assert b.trace.request_risk < 0.05 and "anchor_check" not in b.trace.timings_ms
     assert b.text == cross.generate_draft(BENIGN[1], max_new_tokens=32).text
+
+
+def test_the_anchor_routes_refusal_stands_even_where_the_mix_turns_away(cross: AlignBeam) -> None:
+    """The anchor declined, so the anchor route must decline: a mixed candidate that does not (here forced with
+    alpha=0, the draft alone, which answers) gives way to the refusal message, streamed or not."""
+    from alignbeam.config import preset
+    from alignbeam.method.textrules import opening_declines
+
+    cfg = {**preset("recommended", max_new_tokens=32).to_dict(), "alpha": 0.0}
+    answered = cross.generate_draft(PAST_TENSE, max_new_tokens=32).text
+    assert not opening_declines(answered), answered
+    r = cross.generate(PAST_TENSE, **cfg, trace=True)
+    assert r.trace.route == "anchor" and r.trace.refused_by_policy
+    assert r.text == cfg["refusal_message"] and r.finish_reason == "refused"
+    assert r.trace.candidates[0].text == answered  # the candidate was the draft's answer, not returned
+    assert "".join(x for x in cross.stream(PAST_TENSE, **cfg) if isinstance(x, str)) == cfg["refusal_message"]
 
 
 def test_helpful_selection_does_not_read_refusals_and_chooses_as_if_it_had(cross: AlignBeam) -> None:

@@ -125,7 +125,8 @@ class Responder:
                 "anchor_opening": tr.anchor_opening,
                 "anchor_refusal": None if tr.anchor_refusal is None else round(tr.anchor_refusal, 4),
                 "restated_risk": None if tr.restated_risk is None else round(tr.restated_risk, 4),
-                # every candidate's text, so the oracle bound (a perfect selector) can be computed afterwards
-                "candidates": [c.text for c in tr.candidates] if len(tr.candidates) > 1 else [],
+                # every candidate's text, so the oracle bound (a perfect selector) can be computed afterwards, and
+                # the one a refusal message replaced (an audit can read what was not returned)
+                "candidates": [c.text for c in tr.candidates] if len(tr.candidates) > 1 or tr.refused_by_policy else [],
             }
         return Answer(r.text, time.perf_counter() - t0, r.completion_tokens, extra)
