@@ -82,8 +82,8 @@ class AlignBeamConfig:
         0,
         "with `gate`: a request the classifier passes but is not sure of (P(harmful) at or above the judge's "
         "`read_gate`, 0.05) is first answered by the anchor alone for up to this many tokens; if that opening "
-        "declines, the anchor's refusal stands (one mixed candidate, no judge) instead of the draft answering "
-        "alone (0: off)",
+        "declines, the anchor's refusal stands (one mixed candidate, no judge; the refusal message if that "
+        "candidate does not decline) instead of the draft answering alone (0: off)",
     )
     anchor_openings: int = knob(
         1,
