@@ -3,8 +3,8 @@
 Under the "used to" and hypothetical wrappers the request probe ranks harmful and harmless requests no better than
 chance (docs/judge.md, "What did not work": the judge's state at the answer slot carries the wrapper, not the
 request). A remedy that needs no training: the judge model first restates the request as one plain, present-tense
-instruction or question without its framing (alignbeam.method.restate, written once from the names of the framings, not
-tuned on any row), and the classifier reads the restatement. This measures the signal, not a system: per
+instruction or question without its framing (alignbeam.method.restate, written once from the names of the
+framings, not tuned on any row), and the classifier reads the restatement. This measures the signal, not a system: per
 rewording of the generalization suite (eval/datasets/transforms.py; HarmBench harmful, XSTest safe harmless rows),
 the packaged probe's AUROC and flagged share (P(harmful) >= 0.5) on the request as written and as restated, the
 share of restatements that are refusals (the model declining to restate is a signal of its own), and the time a

@@ -162,8 +162,9 @@ def load_suite(name_or_path: str) -> Suite:
         if "name" not in d:
             raise AlignBeamError(f"{p}: every dataset entry needs a 'name'")
         known = {"name", "n", "split", "jailbreak", "max_new_tokens", "skip"}
-        if not isinstance(d.get("skip", 0), int) or isinstance(d.get("skip", 0), bool) or d.get("skip", 0) < 0:
-            raise AlignBeamError(f"{p}: 'skip' must be a whole number of rows >= 0, got {d['skip']!r}")
+        skip = d.get("skip", 0)
+        if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+            raise AlignBeamError(f"{p}: 'skip' must be a whole number of rows >= 0, got {skip!r}")
         specs.append(
             DatasetSpec(**{k: d[k] for k in known if k in d}, options={k: v for k, v in d.items() if k not in known})
         )
@@ -184,13 +185,11 @@ def suite_items(suite: Suite, data_dir: Path | None) -> dict[str, list[D.Item]]:
             for it in D.load(spec.name, data_dir=data_dir, split=spec.split, **spec.options)
             if it.id not in CALIBRATION_IDS
         ]
-        if spec.skip:
-            if spec.skip >= len(items):
-                raise AlignBeamError(f"{spec.key}: skip {spec.skip} leaves none of its {len(items)} rows")
-            want = min(spec.skip + spec.n, len(items)) if spec.n else len(items)
-            items = D.sample(items, want, seed=suite.seed)[spec.skip :]
-        else:
-            items = D.sample(items, min(spec.n, len(items)) if spec.n else None, seed=suite.seed)
+        if spec.skip >= len(items) > 0:
+            raise AlignBeamError(f"{spec.key}: skip {spec.skip} leaves none of its {len(items)} rows")
+        # a permutation prefix (file order when neither n nor skip is set), then the skipped rows dropped
+        want = min(spec.skip + spec.n, len(items)) if spec.n else (len(items) if spec.skip else None)
+        items = D.sample(items, want, seed=suite.seed)[spec.skip :]
         if spec.jailbreak:
             items = D.jailbreak(items, spec.jailbreak, mode="random", seed=suite.seed, data_dir=data_dir)
         out[spec.key] = items
