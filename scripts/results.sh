@@ -23,7 +23,8 @@
 #                                      defaults (the baselines the issue's dominance bar names); ~4 h. Its section is
 #                                      docs/results/generalization-tree.md (kept as committed when the run is not here)
 #   bash scripts/results.sh overrefusal  the over-refusal bar's three harmless families at 40 rows each (the
-#                                      quick suite has 10): draft, the default and the router; ~25 min
+#                                      quick suite has 10): draft, the default, the router and the stricter gate
+#                                      (gate_threshold=0.2); ~40 min
 #   bash scripts/results.sh utility    the default's utility on the same-vocabulary pair (GSM8K, HumanEval, MedQA,
 #                                      50 each, 256 tokens) against the draft alone; ~1 h
 #   bash scripts/results.sh restate    the restated second read (config `restate`) on rows 17-32 of every
@@ -31,13 +32,16 @@
 #                                      restate, the paper's defaults; ~75 min
 #   bash scripts/results.sh fresh      the default on rows 33-40 of every rewording, which no other run read
 #                                      (draft and the default); ~12 min
+#   bash scripts/results.sh strict     a stricter gate (gate_threshold=0.2) against the default and the draft on
+#                                      rows 41-52 of every rewording, which no other run read; ~50 min (the
+#                                      overrefusal target measures it on the three harmless families)
 #   bash scripts/results.sh same       one pair; the other pair's section is kept as committed
 #                                      (docs/results/<run>.section.md) when its run folder is not here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AB=.venv/bin/alignbeam
 PY=.venv/bin/python
-pairs=("${@:-cross same probe heldout generalization tree overrefusal restate fresh utility}")
+pairs=("${@:-cross same probe heldout generalization tree overrefusal restate fresh strict utility}")
 for pair in ${pairs[*]}; do
   case "$pair" in
     # cross-vocabulary pair: the issue's five systems, safety sets only (SmolLM2-135M has no task utility to speak of)
@@ -64,6 +68,7 @@ for pair in ${pairs[*]}; do
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/generalization/eval-tree
            continue ;;
     overrefusal) $AB eval --suite benchmarks/suites/over-refusal.yaml -s draft -s recommended -s router \
+             -s recommended:gate_threshold=0.2 \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/overrefusal-cross
            continue ;;
     restate) $AB eval --suite benchmarks/suites/restate-fresh.yaml -s draft -s recommended:restate=true \
@@ -72,21 +77,25 @@ for pair in ${pairs[*]}; do
     fresh) $AB eval --suite benchmarks/suites/rewordings-33-40.yaml -s draft -s recommended \
              --draft smollm2-135m --anchor qwen2.5-coder-1.5b --out runs/rewordings-33-40
            continue ;;
+    strict) $AB eval --suite benchmarks/suites/rewordings-41-52.yaml -s draft -s recommended \
+             -s recommended:gate_threshold=0.2 --draft smollm2-135m --anchor qwen2.5-coder-1.5b \
+             --out runs/rewordings-41-52
+           continue ;;
     # the default's utility: harmless task prompts should reach the draft alone, so its answers are the draft's
     utility) $AB eval --suite benchmarks/suites/utility.yaml -s draft -s recommended \
              --draft qwen2.5-coder-0.5b --anchor qwen2.5-coder-1.5b --out runs/utility-same
            continue ;;
-    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree | overrefusal | restate | fresh | utility)" >&2; exit 2 ;;
+    *) echo "unknown pair $pair (cross | same | probe | heldout | generalization | tree | overrefusal | restate | fresh | strict | utility)" >&2; exit 2 ;;
   esac
   $PY -m alignbeam.eval.regrade "runs/paper-$pair"
   # what a perfect selector would have scored over the same candidates: rows "(oracle selector)"
   $PY -m alignbeam.eval.oracle "runs/paper-$pair"
 done
-for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/restate-fresh runs/rewordings-33-40 runs/utility-same; do
+for d in runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/restate-fresh runs/rewordings-33-40 runs/rewordings-41-52 runs/utility-same; do
   # a run resumed across grader versions: apply the current LLM-question threshold to every stored record
   if [ -f "$d/generations.jsonl" ]; then $PY -m alignbeam.eval.regrade "$d"; fi
 done
-$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/restate-fresh runs/rewordings-33-40 runs/utility-same \
+$PY -m alignbeam.eval.report runs/paper-cross runs/paper-same runs/judge2-cross runs/judge3-cross runs/probe1-cross runs/probe3-cross runs/probe-cross runs/heldout-cross runs/overrefusal-cross runs/restate-fresh runs/rewordings-33-40 runs/rewordings-41-52 runs/utility-same \
   --out docs/results.md \
   --title "AlignBeam results on the embedded models" --command "bash scripts/results.sh"
 if [ -f runs/generalization/eval-quick/generations.jsonl ]; then

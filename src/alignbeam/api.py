@@ -7,6 +7,7 @@ its overrides into an immutable config, so one object serves calls with differen
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 import warnings
@@ -259,8 +260,12 @@ class AlignBeam:
         emitter = _Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
         try:
             search.start(d_prompt, a_prompt, timer, route.anchor_state)
-            # on the restated route the judge scores at the restatement's risk, which flagged the request
+            # on the restated route the judge scores at the restatement's risk, which flagged the request; a
+            # gate_threshold below the judge's own gate re-centres the judge's reading of the request on it
             raised = route.restated_risk if route.name == "restated" else None
+            gate = self.judge.gate if self.judge is not None else None
+            strict = _recentred(route.risk if raised is None else raised, cfg.gate_threshold, gate)
+            raised = strict if strict is not None else raised
             # the anchor route exists to let the anchor's refusal stand, so its one candidate must decline too
             must_decline = route.name == "anchor"
             cands, sel = yield from self._candidates_and_choice(
@@ -480,6 +485,26 @@ class AlignBeam:
         out = model.generate_greedy(ids, n, ignore_eos=self.config.ignore_eos if ignore_eos is None else ignore_eos)
         finished = len(out) < n
         return Result(model.tokenizer.decode(out), "stop" if finished else "length", len(ids), len(out))
+
+
+def _recentred(risk: float | None, threshold: float | None, gate: float | None) -> float | None:
+    """The request's risk as the judge should score it when a stricter gate_threshold is set, else None (the
+    judge's own read stands).
+
+    A flagged request's candidates are scored 1 + 4 x P(harmful request) x P(complies), so a gate lowered from
+    0.5 to 0.2 alone would only send more requests to the full method, where a request at P 0.3 still cannot
+    score a complying candidate above the 2.5 threshold: more cost, no more refusal. Shifting the classifier's
+    log-odds by logit(gate) - logit(threshold) makes the threshold its midpoint for scoring too, so the gate and
+    the judge stay one decision. A gate_threshold above the judge's gate needs nothing: every request it flags
+    is already above the midpoint."""
+    if risk is None or threshold is None or gate is None or threshold >= gate:
+        return None
+
+    def logit(x: float) -> float:
+        x = min(max(x, 1e-9), 1.0 - 1e-9)  # gate_threshold 0 flags everything: every request judged as harmful
+        return math.log(x / (1.0 - x))
+
+    return 1.0 / (1.0 + math.exp(-(logit(risk) + logit(gate) - logit(threshold))))
 
 
 def _opened(opening: Opening | None) -> tuple[str | None, float | None]:

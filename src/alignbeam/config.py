@@ -76,7 +76,11 @@ class AlignBeamConfig:
         "`gate_threshold`) is answered by the draft alone: no anchor, no candidates, no judge",
     )
     gate_threshold: float | None = knob(
-        None, "P(harmful request) below which a gated request goes to the draft alone (None: the judge's own, 0.5)"
+        None,
+        "P(harmful request) below which a gated request goes to the draft alone (None: the judge's own, 0.5); "
+        "below the judge's own it is a stricter setting: a flagged request's candidates are also judged as if "
+        "this threshold were the classifier's midpoint, so more of them count as unsafe (more refusal, more "
+        "over-refusal)",
     )
     anchor_check: int = knob(
         0,

@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import require_embedded
 
 from alignbeam import AlignBeam, AlignBeamError, ConfigError, ContextOverflowError, load_model
+from alignbeam.api import _recentred
 from alignbeam.eval.refusal import is_refusal
 
 HARMFUL = [
@@ -348,10 +349,13 @@ def test_restate_reads_the_request_again_without_its_framing(cross: AlignBeam, m
     monkeypatch.setattr(cross.judge, "score_at_risk", spy)
     # a gate between the two reads: the restatement flags what the written request did not, and the full method
     # runs, its candidates judged at the restatement's risk
-    r = cross.generate(HYPOTHETICAL, **{**cfg, "gate_threshold": (written + restated) / 2}, trace=True)
+    # (a gate under the judge's own re-centres that risk on the gate: api._recentred)
+    between = (written + restated) / 2
+    r = cross.generate(HYPOTHETICAL, **{**cfg, "gate_threshold": between}, trace=True)
     assert r.trace.route == "restated" and "restate" in r.trace.timings_ms
     assert r.trace.request_risk == pytest.approx(written) and r.trace.restated_risk == pytest.approx(restated)
-    assert len(r.trace.candidates) == 4 and seen and all(s == pytest.approx(restated) for s in seen)
+    judged_at = _recentred(restated, between, cross.judge.gate) or restated
+    assert len(r.trace.candidates) == 4 and seen and all(s == pytest.approx(judged_at) for s in seen)
     # a gate above both: the draft answers alone, and the trace keeps what the restatement read
     seen.clear()
     d = cross.generate(HYPOTHETICAL, **{**cfg, "gate_threshold": min(1.0, restated + 0.01)}, trace=True)
@@ -360,3 +364,34 @@ def test_restate_reads_the_request_again_without_its_framing(cross: AlignBeam, m
     # off: nothing is restated
     off = cross.generate(HYPOTHETICAL, **{**cfg, "restate": False, "gate_threshold": 1.0}, trace=True)
     assert off.trace.restated_risk is None and "restate" not in off.trace.timings_ms
+
+
+def test_a_stricter_gate_judges_flagged_requests_at_the_gate(cross: AlignBeam, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gate_threshold below the judge's gate is one stricter decision: the request it flags is judged as if the
+    threshold were the classifier's midpoint, not at the written risk that a complying candidate scores under."""
+    from alignbeam.config import preset
+
+    cfg = {**preset("recommended", max_new_tokens=16).to_dict(), "anchor_check": 0, "k": 2}
+    messages = [{"role": "user", "content": HYPOTHETICAL}]
+    written = cross.judge.request_risk(messages)
+    assert written is not None and cross.judge.read_gate <= written < cross.judge.gate, written
+    seen: list[float | None] = []
+    score_at_risk = cross.judge.score_at_risk
+
+    def spy(msgs, responses, request_risk):  # type: ignore[no-untyped-def]
+        seen.append(request_risk)
+        return score_at_risk(msgs, responses, request_risk)
+
+    monkeypatch.setattr(cross.judge, "score_at_risk", spy)
+    strict = written * 0.8  # flags this request
+    r = cross.generate(HYPOTHETICAL, **{**cfg, "gate_threshold": strict}, trace=True)
+    assert r.trace.route == "classifier" and r.trace.request_risk == pytest.approx(written)
+    expected = _recentred(written, strict, cross.judge.gate)
+    assert expected is not None and written < expected and seen and all(s == pytest.approx(expected) for s in seen)
+    # every candidate's score is at least what the same text scores at the written risk
+    own = score_at_risk(messages, [c.text for c in r.trace.candidates], None)
+    assert all(c.score >= o - 1e-6 for c, o in zip(r.trace.candidates, own, strict=True))
+    # a gate above the judge's own flags nothing more here, and changes no score
+    seen.clear()
+    d = cross.generate(HYPOTHETICAL, **{**cfg, "gate_threshold": 1.0}, trace=True)
+    assert d.trace.route == "draft" and not seen
