@@ -340,8 +340,13 @@ class AlignBeam:
         # conversation that ends in one always gets the full method
         if messages and messages[-1]["role"] == "assistant":
             return Route(cfg, risk, "prefill")
-        if risk >= threshold:
+        flagged = risk >= threshold
+        if flagged and risk >= self.judge.gate:
             return Route(cfg, risk, "classifier")
+        # a request under the judge's own gate that a stricter gate_threshold flags is still shown to the anchor
+        # first: where the anchor declines, its refusal stands as it would at the judge's gate, so a stricter
+        # gate never refuses less than the default (its full method can pick a complying candidate scored just
+        # under judge_threshold, where the anchor route cannot)
         opening = None
         # the anchor is asked where the classifier is unsure (between the judge's read_gate and the gate): below
         # read_gate the classifier is confident, and the anchor's objections there are its over-refusals
@@ -358,6 +363,9 @@ class AlignBeam:
                 # a candidate the draft's share of the mix turned away from declining gets the refusal message
                 anchor_route = cfg.merged(k=1, use_judge=False, include_draft=False)
                 return Route(anchor_route, risk, "anchor", opening.text, opening.decline_share, opening.prompt_state)
+        if flagged:  # the full method may start from the anchor's state the check saved
+            state = opening.prompt_state if opening is not None else None
+            return Route(cfg, risk, "classifier", *_opened(opening), state)
         restated = None
         if cfg.restate and risk >= self.judge.read_gate:
             # the second read: the request restated without its framing, classified again (method/restate.py)
