@@ -28,6 +28,7 @@ from alignbeam.method.conversation import response_text
 from alignbeam.method.guard import GUARD_FORMATS, GuardJudge
 from alignbeam.method.judge import JUDGES, Judge
 from alignbeam.method.opening import Opening, explore_opening
+from alignbeam.method.readout import sigmoid
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection, select
 from alignbeam.method.textrules import declines_first, is_refusal, opening_declines, trim_stop
@@ -512,7 +513,7 @@ def _recentred(risk: float | None, threshold: float | None, gate: float | None) 
         x = min(max(x, 1e-9), 1.0 - 1e-9)  # gate_threshold 0 flags everything: every request judged as harmful
         return math.log(x / (1.0 - x))
 
-    return 1.0 / (1.0 + math.exp(-(logit(risk) + logit(gate) - logit(threshold))))
+    return sigmoid(logit(risk) + logit(gate) - logit(threshold))
 
 
 def _opened(opening: Opening | None) -> tuple[str | None, float | None]:
