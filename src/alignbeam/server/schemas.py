@@ -63,7 +63,7 @@ FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
 
 # Unions are discriminated by hand, with tags in angle brackets that `_path` leaves out of the parameter name:
 # pydantic's own unions report a failure once per member ("content.str: ... (and 3 more problems)").
-_TAG = "<"
+UNION_TAG = "<"
 
 
 def _str_or_list(item: Any, what: str, max_items: int | None = None) -> Any:
@@ -156,7 +156,7 @@ class StreamOptions(_Strict):
     include_usage: StrictBool = False
 
 
-class _GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
+class GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
     """Fields shared by /v1/chat/completions and /v1/completions: OpenAI sampling fields plus AlignBeam knobs."""
 
     model: StrictStr | None = None  # any name is accepted: one AlignBeam pipeline is served
@@ -221,7 +221,7 @@ class _GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
-class ChatCompletionRequest(_GenerationRequest):
+class ChatCompletionRequest(GenerationRequest):
     messages: list[ChatMessage]
     max_completion_tokens: StrictInt | None = None  # the newer name of max_tokens
 
@@ -235,7 +235,7 @@ class ChatCompletionRequest(_GenerationRequest):
         return [m.to_alignbeam() for m in self.messages]
 
 
-class CompletionRequest(_GenerationRequest):
+class CompletionRequest(GenerationRequest):
     """A legacy completion. The prompt is sent as one user turn through the chat template, because the models
     AlignBeam steers are instruction models and the method (anchor and judge included) works on conversations."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from alignbeam.server.schemas import _TAG, KNOBS, MAX_DEPTH, BadRequest, _GenerationRequest
+from alignbeam.server.schemas import KNOBS, MAX_DEPTH, UNION_TAG, BadRequest, GenerationRequest
 
 #: OpenAI request fields this server knowingly lacks: a clear "not supported" instead of "unknown field"
 UNSUPPORTED_FIELDS = {
@@ -41,7 +41,7 @@ def _path(loc: typing.Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif (part == "body" and not out) or (isinstance(part, str) and part.startswith(_TAG)):
+        elif (part == "body" and not out) or (isinstance(part, str) and part.startswith(UNION_TAG)):
             continue
         else:
             out += ("." if out else "") + _clip(str(part))
@@ -196,6 +196,44 @@ def _first_invalid(obj: Any, path: str = "") -> tuple[str, str | _Invalid] | Non
     return None
 
 
+class _JsonHooks:
+    """json.loads hooks that put an `_Invalid` where JSON allows a value a request must not carry (`flagged` then
+    says a search for it is needed; most bodies skip that walk)."""
+
+    def __init__(self) -> None:
+        self.flagged = False
+
+    def invalid(self, message: str, big_int: int = 0) -> _Invalid:
+        self.flagged = True
+        return _Invalid(message, big_int)
+
+    def constant(self, name: str) -> _Invalid:
+        return self.invalid(f"{name} is not a JSON number (numbers must be finite)")
+
+    def number(self, s: str) -> float | _Invalid:
+        f = float(s)
+        return (
+            f if np.isfinite(f) else self.invalid(f"the number {_clip(s, 24)} is out of range (numbers must be finite)")
+        )
+
+    def integer(self, s: str) -> int | _Invalid:
+        try:
+            return int(s)
+        except ValueError:  # over Python's int-string conversion limit (4300 digits)
+            return self.invalid(f"the integer ({len(s)} digits) is too large", -1 if s.startswith("-") else 1)
+
+    def pairs(self, items: list[tuple[str, Any]]) -> dict[str, Any] | _Invalid:
+        d = dict(items)
+        if len(d) == len(items):
+            return d
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                return self.invalid(f"duplicate key {_clip(key)!r}")
+            seen.add(key)
+        return d
+
+
 def decode_body(raw: bytes, max_tokens_limit: int | None = None) -> Any:
     """A request body's bytes as JSON, or BadRequest: valid UTF-8 without a byte-order mark, nested at most
     MAX_DEPTH deep, finite numbers only (no NaN, Infinity or 1e999, which Python's json would accept), integers
@@ -215,44 +253,20 @@ def decode_body(raw: bytes, max_tokens_limit: int | None = None) -> Any:
         raise BadRequest(
             f"the request body nests arrays and objects {depth} levels deep; at most {MAX_DEPTH} are allowed"
         )
-    flagged = False
-
-    def invalid(message: str, big_int: int = 0) -> _Invalid:
-        nonlocal flagged
-        flagged = True
-        return _Invalid(message, big_int)
-
-    def constant(name: str) -> _Invalid:
-        return invalid(f"{name} is not a JSON number (numbers must be finite)")
-
-    def number(s: str) -> float | _Invalid:
-        f = float(s)
-        return f if np.isfinite(f) else invalid(f"the number {_clip(s, 24)} is out of range (numbers must be finite)")
-
-    def integer(s: str) -> int | _Invalid:
-        try:
-            return int(s)
-        except ValueError:  # over Python's int-string conversion limit (4300 digits)
-            return invalid(f"the integer ({len(s)} digits) is too large", -1 if s.startswith("-") else 1)
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any] | _Invalid:
-        d = dict(items)
-        if len(d) == len(items):
-            return d
-        seen: set[str] = set()
-        for key, _ in items:
-            if key in seen:
-                return invalid(f"duplicate key {_clip(key)!r}")
-            seen.add(key)
-        return d
-
+    hooks = _JsonHooks()
     try:
-        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer, object_pairs_hook=pairs)
+        data = json.loads(
+            text,
+            parse_constant=hooks.constant,
+            parse_float=hooks.number,
+            parse_int=hooks.integer,
+            object_pairs_hook=hooks.pairs,
+        )
     except json.JSONDecodeError as e:
         raise BadRequest(f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
     except (ValueError, RecursionError) as e:  # not expected past the checks above; still the client's body
         raise BadRequest(f"the request body is not valid JSON ({type(e).__name__})") from e
-    if flagged or _SURROGATE_ESCAPE.search(raw):
+    if hooks.flagged or _SURROGATE_ESCAPE.search(raw):
         found = _first_invalid(data)
         if found:
             raise _invalid_error(*found, max_tokens_limit)
@@ -282,7 +296,7 @@ def max_tokens_over(param: str, requested: int | None, limit: int | None) -> str
     return f"{param} is over this server's limit{of}{got}"
 
 
-def read_request(model: type[_GenerationRequest], raw: bytes, max_tokens_limit: int) -> _GenerationRequest:
+def read_request(model: type[GenerationRequest], raw: bytes, max_tokens_limit: int) -> GenerationRequest:
     """The one place a request is validated: its body's bytes -> a request within this server's limits, or
     `BadRequest` (status 400, a readable sentence, the offending parameter, an OpenAI-style error code)."""
     data = decode_body(raw, max_tokens_limit)
@@ -304,7 +318,7 @@ def read_request(model: type[_GenerationRequest], raw: bytes, max_tokens_limit: 
     return req
 
 
-def parse(model: type[_GenerationRequest], data: Any) -> _GenerationRequest:
+def parse(model: type[GenerationRequest], data: Any) -> GenerationRequest:
     """Validate an already decoded JSON body (raises pydantic's ValidationError); `read_request` does it all."""
     if not isinstance(data, dict):
         raise TypeError("the request body must be a JSON object")
