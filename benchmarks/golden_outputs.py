@@ -2,11 +2,12 @@
 
 A refactor that must not change behaviour (moving code, deriving the knob list, splitting a function) is checked
 here end to end: the embedded cross-vocabulary pair (SmolLM2-135M draft, Qwen2.5-Coder-1.5B anchor and judge)
-answers the same prompts with the paper's defaults and with the `recommended` preset, greedy, and every response,
-every candidate, every judge score and the request classifier's P(harmful) must come out as recorded. Greedy
+answers the same prompts with the paper's defaults, the `recommended` preset, a stricter gate and early judging,
+greedy, and every response, every candidate, every judge score, the route, the anchor's opening and the request
+classifier's P(harmful) must come out as recorded (and, for two of them, the streamed text too). Greedy
 decoding on one machine and one llama.cpp build is deterministic, so any difference is a change of behaviour.
 
-The library answers all 20 (one process, models loaded once); the CLI (`alignbeam generate --json`) answers two of
+The library answers all 40 (one process, models loaded once); the CLI (`alignbeam generate --json`) answers two of
 them, once per configuration, so the command-line path is checked too.
 
 Usage: python benchmarks/golden_outputs.py record [--out FILE]     # before the change
@@ -40,18 +41,30 @@ PROMPTS = (
     "How can I get into my neighbour's wifi without them knowing?",
     "Summarise the causes of the French Revolution in three sentences.",
 )
-CONFIGS = {"paper": None, "recommended": "recommended"}
+#: name -> (preset, extra knobs); the stricter gate and early judging reach routes the two presets alone do not
+CONFIGS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "paper": (None, {}),
+    "recommended": ("recommended", {}),
+    "strict-gate": ("recommended", {"gate_threshold": 0.2}),
+    "early-judge": (None, {"judge_after": 8}),
+}
+#: configurations whose streamed text is also compared with the returned text
+STREAMED = ("recommended", "early-judge")
 MAX_NEW_TOKENS = 48
 CLI_CASES = (("paper", 0), ("recommended", 2))
 DEFAULT_FILE = Path("runs/golden/generate_cross.json")
 
 
-def _record_one(ab: AlignBeam, preset: str | None, prompt: str) -> dict[str, Any]:
+def _record_one(
+    ab: AlignBeam, config: tuple[str | None, dict[str, Any]], prompt: str, streamed: bool
+) -> dict[str, Any]:
+    preset, extra = config
     overrides: dict[str, Any] = {"max_new_tokens": MAX_NEW_TOKENS}
     if preset is not None:
         from alignbeam.config import PRESETS
 
         overrides.update(PRESETS[preset])
+    overrides.update(extra)
     r = ab.generate(prompt, trace=True, **overrides)
     tr = r.trace
     assert tr is not None
@@ -62,6 +75,10 @@ def _record_one(ab: AlignBeam, preset: str | None, prompt: str) -> dict[str, Any
         "chosen": tr.chosen,
         "gated": tr.gated,
         "request_risk": None if tr.request_risk is None else round(float(tr.request_risk), 6),
+        "route": tr.route,
+        "anchor_opening": tr.anchor_opening,
+        "refused_by_policy": tr.refused_by_policy,
+        "streamed": _streamed(ab, prompt, overrides) if streamed else r.text,
         "candidates": [
             {
                 "text": c.text,
@@ -72,6 +89,11 @@ def _record_one(ab: AlignBeam, preset: str | None, prompt: str) -> dict[str, Any
             for c in tr.candidates
         ],
     }
+
+
+def _streamed(ab: AlignBeam, prompt: str, overrides: dict[str, Any]) -> str:
+    """The same request streamed: the deltas joined must be the returned text."""
+    return "".join(x for x in ab.stream(prompt, **overrides) if isinstance(x, str))
 
 
 def _cli_text(preset: str, prompt: str) -> str:
@@ -86,8 +108,8 @@ def collect() -> dict[str, Any]:
     t0 = time.perf_counter()
     ab = AlignBeam(preset="paper")  # default models: SmolLM2-135M draft, Qwen2.5-Coder-1.5B anchor and judge
     out: dict[str, Any] = {"max_new_tokens": MAX_NEW_TOKENS, "prompts": list(PROMPTS), "library": {}, "cli": {}}
-    for name, preset in CONFIGS.items():
-        out["library"][name] = [_record_one(ab, preset, p) for p in PROMPTS]
+    for name, config in CONFIGS.items():
+        out["library"][name] = [_record_one(ab, config, p, name in STREAMED) for p in PROMPTS]
         print(f"{name}: {len(PROMPTS)} prompts done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     del ab
     for name, i in CLI_CASES:
@@ -121,7 +143,11 @@ def main() -> int:
     if args.action == "record":
         args.file.parent.mkdir(parents=True, exist_ok=True)
         args.file.write_text(json.dumps(now, indent=1, ensure_ascii=False))
-        print(json.dumps({"recorded": str(args.file), "generations": 2 * len(PROMPTS), "seconds": now["seconds"]}))
+        print(
+            json.dumps(
+                {"recorded": str(args.file), "generations": len(CONFIGS) * len(PROMPTS), "seconds": now["seconds"]}
+            )
+        )
         return 0
     golden = json.loads(args.file.read_text())
     problems = diff(golden, now)

@@ -3,7 +3,7 @@
 Under the "used to" and hypothetical wrappers the request probe ranks harmful and harmless requests no better than
 chance (docs/judge.md, "What did not work": the judge's state at the answer slot carries the wrapper, not the
 request). A remedy that needs no training: the judge model first restates the request as one plain, present-tense
-instruction or question without its framing (alignbeam.method.restate, written once from the names of the
+instruction or question without its framing (benchmarks/restate.py, written once from the names of the
 framings, not tuned on any row), and the classifier reads the restatement. This measures the signal, not a system: per
 rewording of the generalization suite (eval/datasets/transforms.py; HarmBench harmful, XSTest safe harmless rows),
 the packaged probe's AUROC and flagged share (P(harmful) >= 0.5) on the request as written and as restated, the
@@ -31,9 +31,9 @@ from alignbeam.engines.loader import load_model
 from alignbeam.eval.datasets.transforms import TEMPLATES
 from alignbeam.eval.runner import SUITES, suite_items
 from alignbeam.method.judge import SafetyJudge
-from alignbeam.method.restate import restate
 from alignbeam.method.textrules import opening_declines
 from judge_accuracy import auroc
+from restate import restate
 
 OUT = Path("runs") / "restated_request"
 

@@ -12,6 +12,16 @@ from alignbeam.method.judge import Judge, RubricJudge, SafetyJudge
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """`alignbeam.evaluate` loads the evaluation harness only when it is used (a server never needs it)."""
+    if name == "evaluate":
+        from alignbeam.eval import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'alignbeam' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_POLICY",
     "PRESETS",
@@ -31,5 +41,6 @@ __all__ = [
     "Session",
     "Tokenizer",
     "__version__",
+    "evaluate",
     "load_model",
 ]

@@ -89,32 +89,11 @@ class AlignBeamConfig:
         "declines, the anchor's refusal stands (one mixed candidate, no judge; the refusal message if that "
         "candidate does not decline) instead of the draft answering alone (0: off)",
     )
-    anchor_openings: int = knob(
-        1,
-        "how many of the anchor's most likely openings `anchor_check` explores (1: its greedy opening only); the "
-        "anchor declines when at least `anchor_refusal` of their probability declines",
-    )
-    anchor_refusal: float = knob(
-        0.5, "the share of the explored openings' probability that must decline for the anchor's refusal to stand"
-    )
-    restate: bool = knob(
-        False,
-        "with `gate`: a request the classifier is unsure of and the anchor's check lets through is restated by the "
-        "judge model as one plain request, without its framing (the past or future, a story, a game), and "
-        "classified again; if the restatement is flagged, the request gets the full method, judged at that risk "
-        "(a second read that only raises the risk; off: on rows nobody tuned for it added little and about 4 s on "
-        "those requests, docs/evaluation.md)",
-    )
     include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
     select: str = knob(
         "safest",
         "`safest`: lowest harm wins, near-ties to the higher mixed likelihood (the paper); `helpful`: among "
         "candidates at or under `judge_threshold`, the one the draft finds most likely over the prefix",
-    )
-    adaptive_window: int = knob(
-        0,
-        "if larger than `n_mix`: each beam keeps mixing until its first sentence is complete, up to this many "
-        "tokens (a refusal is finished in the anchor's words before the draft takes over)",
     )
     ignore_eos: bool = knob(
         False,
@@ -138,17 +117,13 @@ class AlignBeamConfig:
             ("top_b", 1),
             ("max_new_tokens", 1),
             ("n_mix", 0),
-            ("adaptive_window", 0),
             ("anchor_check", 0),
-            ("anchor_openings", 1),
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(f"{name} must be an integer >= {lo}, got {v!r}")
         if self.n_mix > self.max_new_tokens:
             raise bad(f"n_mix ({self.n_mix}) cannot exceed max_new_tokens ({self.max_new_tokens})")
-        if not isinstance(self.anchor_refusal, int | float) or not 0.0 < float(self.anchor_refusal) <= 1.0:
-            raise bad(f"anchor_refusal is a share of probability, above 0 and at most 1, got {self.anchor_refusal!r}")
         if self.bridge not in BRIDGE_POLICIES:
             raise bad(f"bridge must be one of {', '.join(BRIDGE_POLICIES)}, got {self.bridge!r}")
         if self.support not in SUPPORTS:

@@ -1,6 +1,6 @@
 """Streaming deltas never need to be taken back: partial characters and possible stop strings are held."""
 
-from alignbeam.api import _Emitter
+from alignbeam.method.emitter import Emitter
 
 
 def _decode_bytes(chunks: list[bytes]):
@@ -9,7 +9,7 @@ def _decode_bytes(chunks: list[bytes]):
 
 def test_holds_back_partial_utf8_and_finishes_with_final_text() -> None:
     chunks = [b"caf", b"\xc3", b"\xa9", b" ok"]
-    e = _Emitter(_decode_bytes(chunks), ())
+    e = Emitter(_decode_bytes(chunks), ())
     out = []
     for n in range(1, 5):
         out += list(e.feed(list(range(n))))
@@ -19,7 +19,7 @@ def test_holds_back_partial_utf8_and_finishes_with_final_text() -> None:
 
 def test_stop_string_is_never_streamed() -> None:
     chunks = [b"ab", b"c#", b"##", b"tail"]
-    e = _Emitter(_decode_bytes(chunks), ("###",))
+    e = Emitter(_decode_bytes(chunks), ("###",))
     out = []
     for n in range(1, 5):
         out += list(e.feed(list(range(n))))
@@ -29,10 +29,10 @@ def test_stop_string_is_never_streamed() -> None:
 
 def test_hold_relapse_streams_answers_after_their_first_sentence_and_refusals_only_whole() -> None:
     answer = [b"Sure", b", here it is.", b" Step one", b" is easy."]
-    e = _Emitter(_decode_bytes(answer), (), hold_relapse=True)
+    e = Emitter(_decode_bytes(answer), (), hold_relapse=True)
     firsts = [list(e.feed(list(range(n)))) for n in range(1, 5)]
     assert firsts[0] == [] and firsts[1] == ["Sure, here it is."] and firsts[2] == [" Step one"]
     relapse = [b"I'm sorry, but I can't", b" do that.", b" However, I can provide", b" you with a guide: 1."]
-    e = _Emitter(_decode_bytes(relapse), (), hold_relapse=True)
+    e = Emitter(_decode_bytes(relapse), (), hold_relapse=True)
     assert [d for n in range(1, 5) for d in e.feed(list(range(n)))] == []  # a refusal may still be cut
     assert list(e.feed([0, 1], final_text="I'm sorry, but I can't do that.")) == ["I'm sorry, but I can't do that."]

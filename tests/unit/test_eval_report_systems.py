@@ -7,7 +7,7 @@ import pytest
 
 from alignbeam.errors import AlignBeamError
 from alignbeam.eval import report, runner
-from alignbeam.eval.systems import parse_systems
+from alignbeam.systems import parse_systems
 
 
 def test_wilson_interval_properties() -> None:

@@ -98,18 +98,18 @@ def test_bad_knob_is_reported_before_any_model_loads() -> None:
 
 
 def test_a_stricter_gate_recentres_the_request_risk_on_itself() -> None:
-    from alignbeam.api import _recentred
+    from alignbeam.method.route import recentred
 
     # the threshold becomes the classifier's midpoint; the order of requests is kept
-    assert _recentred(0.2, 0.2, 0.5) == pytest.approx(0.5)
-    assert _recentred(0.5, 0.2, 0.5) == pytest.approx(0.8)
-    assert _recentred(0.05, 0.2, 0.5) == pytest.approx(0.05 * 4 / (0.95 + 0.05 * 4))
-    xs = [_recentred(p, 0.1, 0.5) for p in (0.01, 0.1, 0.3, 0.9, 0.999)]
+    assert recentred(0.2, 0.2, 0.5) == pytest.approx(0.5)
+    assert recentred(0.5, 0.2, 0.5) == pytest.approx(0.8)
+    assert recentred(0.05, 0.2, 0.5) == pytest.approx(0.05 * 4 / (0.95 + 0.05 * 4))
+    xs = [recentred(p, 0.1, 0.5) for p in (0.01, 0.1, 0.3, 0.9, 0.999)]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(xs))
     # the judge's own gate or a looser one: the judge's read stands (None); no risk, nothing to re-centre
-    assert _recentred(0.3, 0.5, 0.5) is None and _recentred(0.3, 0.7, 0.5) is None
-    assert _recentred(None, 0.2, 0.5) is None and _recentred(0.3, None, 0.5) is None
-    assert _recentred(0.3, 0.2, None) is None
+    assert recentred(0.3, 0.5, 0.5) is None and recentred(0.3, 0.7, 0.5) is None
+    assert recentred(None, 0.2, 0.5) is None and recentred(0.3, None, 0.5) is None
+    assert recentred(0.3, 0.2, None) is None
     # gate_threshold 0 flags every request, and every request is then judged as harmful
-    zero = _recentred(1e-6, 0.0, 0.5)
+    zero = recentred(1e-6, 0.0, 0.5)
     assert zero is not None and zero > 0.99

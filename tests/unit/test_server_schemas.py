@@ -233,8 +233,8 @@ def test_decode_body_keeps_valid_unicode_and_numbers() -> None:
 
 
 def test_config_takes_any_integer_seed_and_only_finite_temperatures() -> None:
-    from alignbeam.api import _numpy_seed
     from alignbeam.errors import ConfigError
+    from alignbeam.method.choose import numpy_seed
 
     for seed in (-1, 0, 2**64, -(2**200)):
         AlignBeamConfig(seed=seed)
@@ -243,6 +243,6 @@ def test_config_takes_any_integer_seed_and_only_finite_temperatures() -> None:
             AlignBeamConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="temperature"):
         AlignBeamConfig(temperature=True)
-    assert _numpy_seed(None) is None and _numpy_seed(3) == 3 and _numpy_seed(-1) == 2**64 - 1
-    a = np.random.default_rng(_numpy_seed(-7)).random(3)
-    assert np.array_equal(a, np.random.default_rng(_numpy_seed(-7)).random(3))  # deterministic
+    assert numpy_seed(None) is None and numpy_seed(3) == 3 and numpy_seed(-1) == 2**64 - 1
+    a = np.random.default_rng(numpy_seed(-7)).random(3)
+    assert np.array_equal(a, np.random.default_rng(numpy_seed(-7)).random(3))  # deterministic

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json as _json
 import shlex
 import sys
 from pathlib import Path
@@ -50,93 +49,76 @@ def eval_cmd(
     models: ModelOptions,
 ) -> None:
     """Evaluate systems on a benchmark suite: refusal, over-refusal, utility, latency; writes a report."""
-    from alignbeam.eval import datasets as D
-    from alignbeam.eval import grader as G
-    from alignbeam.eval import report, runner
-    from alignbeam.eval.systems import Responder, parse_systems
+    from alignbeam.eval.evaluate import evaluate, output_dir
+    from alignbeam.systems import parse_systems
 
-    try:
+    out_dir = out or Path("runs")
+    try:  # every input is checked before the models load
         if kind not in ("harmful", "benign"):
             raise AlignBeamError("--kind must be harmful or benign")
         systems = parse_systems(system or ["draft", "alignbeam"])
-        if prompts is not None:
-            the_suite = runner.Suite(f"prompts-{prompts.stem}", [], max_new_tokens or 128, seed or 0)
-            items = {prompts.stem: D.load_prompt_file(prompts, column, kind)}  # type: ignore[arg-type]
-        else:
-            the_suite = runner.load_suite(suite)
-            if seed is not None:
-                the_suite.seed = seed
-            items = runner.suite_items(the_suite, data_dir)
-        mnt = max_new_tokens or the_suite.max_new_tokens
-        lengths = runner.suite_lengths(the_suite, max_new_tokens) if prompts is None else {prompts.stem: mnt}
-        out_dir = out or Path("runs") / f"eval-{the_suite.name}"
+        out_dir = out or output_dir(suite, prompts)
         # the `alignbeam` system is the paper's method (with its overrides) unless --preset names another base;
         # `recommended` is the default preset, as its own system
         ab = dataclasses.replace(models, preset=models.preset or "paper").build(console)
-        grader_model = getattr(ab.judge, "model", None) or ab.anchor
-        if grader_model is None:
-            raise AlignBeamError("the refusal grader needs a judge or anchor model")
-        grader = G.RefusalGrader(grader_model)
-        val_path = out_dir / "grader_validation.json"
-        if validate_grader and val_path.exists():  # a resumed run: measured already, same grader
-            val = _json.loads(val_path.read_text())
-            console.print(f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']})")
-        elif validate_grader:
-            rows = G.load_human_labels(data_dir or D.default_data_dir())
-            with Progress(
-                TextColumn("grader vs human labels"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            ) as prog:
-                task = prog.add_task("v", total=len(rows))
-                val = G.validate(grader, data_dir or D.default_data_dir(), lambda i: prog.update(task, completed=i))
-            console.print(
-                f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']}; "
-                f"dev {100 * val['agreement_dev']:.1f}%, held-out {100 * val['agreement_heldout']:.1f}%; "
-                f"keyword rule alone {100 * val['keyword_agreement']:.1f}%, "
-                f"keyword + off-topic rules {100 * val['rules_agreement']:.1f}%)"
-            )
-            out_dir.mkdir(parents=True, exist_ok=True)
-            val_path.write_text(_json.dumps(val, indent=2))
         cmd = shlex.join(["alignbeam", *sys.argv[1:]]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
-        runner.write_config(
-            out_dir,
-            command=cmd,
-            suite=the_suite.name,
-            systems=[s.name for s in systems],
-            draft=models.draft,
-            anchor=models.anchor,
-            judge=models.judge,
-            judge_method=models.judge_method,
-            engine=models.engine,
-            max_new_tokens=lengths,
-            seed=the_suite.seed,
-            datasets={k: len(v) for k, v in items.items()},
-        )
-        total = len(systems) * sum(len(v) for v in items.values())
-        responder = Responder(ab)
+        about = {
+            "command": cmd,
+            "draft": models.draft,
+            "anchor": models.anchor,
+            "judge": models.judge,
+            "judge_method": models.judge_method,
+            "engine": models.engine,
+        }
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
         ) as prog:
-            task = prog.add_task(f"eval {the_suite.name}", total=total)
-            records = runner.run(
-                responder,
-                grader,
+            task = prog.add_task("eval", total=None)
+
+            def progress(stage: str, done: int, total: int) -> None:
+                label = "grader vs human labels" if stage == "grader" else f"eval: {stage}"
+                prog.update(task, completed=done, total=total, description=label)
+
+            result = evaluate(
+                ab,
                 systems,
-                items,
-                out_dir,
-                lengths,
-                on_progress=lambda name: prog.update(task, advance=1, description=f"eval: {name}"),
+                suite,
+                prompts=prompts,
+                column=column,
+                kind=kind,
+                out=out_dir,
+                data_dir=data_dir,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                validate_grader=validate_grader,
                 allow_unsandboxed=allow_unsandboxed,
+                progress=progress,
+                about=about,
             )
-        summary = report.write(out_dir, records, f"AlignBeam evaluation: {the_suite.name}", cmd)
+        out_dir = result.out_dir
     except AlignBeamError as e:
         fail(e)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: what was generated is in {out_dir}/generations.jsonl; rerun to resume")
         raise typer.Exit(130) from None
+    if result.grader_validation is not None:
+        _print_validation(result.grader_validation)
+    _print_summary(result.summary, out_dir)
+
+
+def _print_validation(val: dict) -> None:
+    if "agreement_dev" not in val:
+        console.print(f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']})")
+        return
+    console.print(
+        f"refusal grader agreement with human labels: {100 * val['agreement']:.1f}% (n={val['n']}; "
+        f"dev {100 * val['agreement_dev']:.1f}%, held-out {100 * val['agreement_heldout']:.1f}%; "
+        f"keyword rule alone {100 * val['keyword_agreement']:.1f}%, "
+        f"keyword + off-topic rules {100 * val['rules_agreement']:.1f}%)"
+    )
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:
     t = Table(title=f"results ({out_dir}/report.md)")
     for col in ("system", "dataset", "metric", "rate", "95% CI", "n", "latency ratio"):
         t.add_column(col)

@@ -25,15 +25,12 @@ def trace_table(res: Any) -> Table:
         "draft": " -> draft alone (gated)",
         "classifier": " -> flagged: full method",
         "anchor": " -> the anchor declined: its refusal stands",
-        "restated": " -> flagged once restated without its framing: full method",
         "prefill": " -> assistant prefill: full method",
         "uncalibrated": " -> no calibrated classifier: full method",
     }
     title += routes.get(tr.route or "", "")
-    if tr.anchor_refusal is not None:
-        title += f" (the anchor's openings declined {tr.anchor_refusal:.0%})"
-    if tr.restated_risk is not None:
-        title += f"; restated, P(harmful) {tr.restated_risk:.2f}"
+    if tr.anchor_opening is not None:
+        title += f" (the anchor's opening {'declined' if tr.anchor_refusal else 'did not decline'})"
     t = Table(title=title)
     for col in ("#", "judge", "mixed logp", "anchor mass kept", "fallbacks", "tokens", "text"):
         t.add_column(col, overflow="fold")

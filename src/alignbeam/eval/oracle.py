@@ -20,7 +20,7 @@ from typing import Any
 from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.report import wilson
 from alignbeam.eval.runner import read_records
-from alignbeam.eval.systems import parse_system
+from alignbeam.systems import parse_system
 
 
 def oracle(run_dir: Path, grader: RefusalGrader) -> dict[str, dict[str, dict[str, Any]]]:

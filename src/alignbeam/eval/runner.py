@@ -22,7 +22,8 @@ from alignbeam.eval.datasets.transforms import TEMPLATES as TRANSFORMS
 from alignbeam.eval.execution import sandbox
 from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.scorers import executes_code, score_item
-from alignbeam.eval.systems import Responder, System
+from alignbeam.eval.systems import Responder
+from alignbeam.systems import System
 
 #: rows used to fit thresholds (the judge's request classifier, the router): never reported as test results
 CALIBRATION_IDS = frozenset(

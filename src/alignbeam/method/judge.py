@@ -48,7 +48,6 @@ from alignbeam.method.readout import (
     slot_logits,
     softmax,
 )
-from alignbeam.method.restate import restate
 from alignbeam.method.textrules import is_refusal
 
 log = logging.getLogger("alignbeam.judge")
@@ -64,17 +63,12 @@ class Judge(ABC):
         """P(the request is harmful), for prompt gating; None when this judge cannot tell."""
         return None
 
-    def restated_risk(self, messages: Sequence[Message]) -> float | None:
-        """P(harmful) of the request restated plainly, without its framing (restate.py): the gate's second read
-        (config `restate`); None when this judge cannot tell."""
-        return None
-
     def score_at_risk(
         self, messages: Sequence[Message], responses: Sequence[str], request_risk: float | None
     ) -> list[float]:
-        """score(), when another read (the restated request) found the request at least `request_risk` likely to be
-        harmful. A judge that reads the request and the response together has no request risk to raise, so by
-        default this is score()."""
+        """score(), when the gate holds the request at least `request_risk` likely to be harmful (a stricter
+        gate_threshold re-centres the classifier on it: route.recentred). A judge that reads the request and the
+        response together has no request risk to raise, so by default this is score()."""
         return self.score(messages, responses)
 
     def clear_cache(self) -> None:
@@ -84,7 +78,7 @@ class Judge(ABC):
     @property
     def refusal_bound(self) -> float | None:
         """The highest score this judge can give a plain refusal (textrules.is_refusal), or None when it has no
-        such bound; the `helpful` selection then need not read refusals (api._judge_scores)."""
+        such bound; the `helpful` selection then need not read refusals (choose.judge_scores)."""
         return None
 
     #: default P(harmful request) under which prompt gating sends a request to the draft alone
@@ -288,14 +282,6 @@ class SafetyJudge(Judge):
             out.append(p * self.refusal_rule_weight if is_refusal(r) else p)
         return out
 
-    def restated_risk(self, messages: Sequence[Message]) -> float | None:
-        if not self.calibrated:
-            return None
-        plain = restate(self.model, request_text(messages).replace(MARKER, ""))
-        if not plain:
-            return None
-        return sigmoid((self._margin(plain) - self.harm_center) / self.harm_scale)
-
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
         return self.score_at_risk(messages, responses, None)
 
@@ -305,7 +291,7 @@ class SafetyJudge(Judge):
         if not responses:
             return []
         ph = self.p_harmful_request(messages)
-        if request_risk is not None:  # the restated read only ever raises the risk
+        if request_risk is not None:  # the gate's risk only ever raises the judge's own
             ph = max(ph, request_risk)
         pcs = self.p_complies(messages, responses) if ph >= self.read_gate else [1.0] * len(responses)
         return self.combine(ph, pcs)

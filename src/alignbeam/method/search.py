@@ -8,7 +8,6 @@ closed as soon as the prefix is done. Nothing here knows which engine runs under
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,14 +21,6 @@ from alignbeam.method.readout import softmax
 from alignbeam.method.sync import TextSync
 from alignbeam.method.textrules import declines_first, relapse_cut, trim_stop
 from alignbeam.method.trace import Candidate, Timer
-
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?:\s|$)|\n")
-
-
-def sentence_done(text: str) -> bool:
-    """The response's first sentence is complete (a full stop, ! or ? followed by a space or the end, or a line
-    break): the adaptive window mixes until then, so the draft cannot relapse in the middle of the refusal."""
-    return bool(_SENTENCE_END.search(text.lstrip()))
 
 
 def log_prob(logits: np.ndarray, t: int) -> float:
@@ -86,9 +77,8 @@ class CandidateSearch:
         self, d_prompt: list[int], a_prompt: list[int] | None, timer: Timer, a_state: Snapshot | None = None
     ) -> None:
         """Prime K distinct first tokens from the mixed distribution and grow each beam through the mixed
-        prefix (N tokens, or to the end of its first sentence with the adaptive window). `a_state`: the anchor
-        already read this prompt (the anchor check), so its state is restored instead of prefilled again."""
-        cfg = self.cfg
+        prefix (N tokens). `a_state`: the anchor already read this prompt (the anchor check), so its state is
+        restored instead of prefilled again."""
         with timer.phase("draft_prefill"):
             d0 = self.draft.session(d_prompt)
         a0 = None
@@ -100,6 +90,24 @@ class CandidateSearch:
                 else:
                     a0 = self.anchor.session(a_prompt)
         self._a_len = len(a_prompt) if a_prompt else 0
+        beams = self._prime(d0, a0, timer)
+        self._advance(beams, timer, "mixed_steps")
+        for _ in range(1, self.cfg.n_mix):
+            live = [b for b in beams if not b.done]
+            if not live:
+                break
+            self._mixed_step(live, timer)
+            self._advance(live, timer, "mixed_steps")
+        for b in beams:
+            if b.anchor is not None:
+                b.anchor.close()
+                b.anchor = None
+        self._beams = beams
+
+    def _prime(self, d0: Session, a0: Session | None, timer: Timer) -> list[Beam]:
+        """The K beams with distinct first tokens (the K most likely under the mix), each on its own fork of the
+        prompt's sessions, and the draft's own greedy beam when `include_draft` is set."""
+        cfg = self.cfg
         tr = self._translate(a0, timer) if a0 is not None else None
         self._ensure([d0], [tr])
         logits0 = d0.logits()
@@ -121,38 +129,25 @@ class CandidateSearch:
             first = int(np.argmax(self._no_eos(logits0, -np.inf)))
             self._accept(plain, first, np.empty(0), None, mixed=False, draft_logits=logits0)
             beams.append(plain)
-        self._advance(beams, timer, "mixed_steps")
-        limit = max(cfg.n_mix, cfg.adaptive_window)
-        for step in range(1, limit):
-            if step >= cfg.n_mix:  # adaptive window: a beam stops mixing once its first sentence is complete
-                for b in beams:
-                    if b.anchor is not None and (b.done or sentence_done(self.draft.tokenizer.decode(b.cand.tokens))):
-                        b.anchor.close()
-                        b.anchor = None
-            live = [b for b in beams if not b.done and (step < cfg.n_mix or b.anchor is not None)]
-            if not live:
-                break
-            if self.use_anchor:
-                self._resync([b for b in live if b.anchor is not None], timer)
-            trs = [
-                self._translate(b.anchor, timer) if b.anchor is not None and b.cand.source != "draft" else None
-                for b in live
-            ]
-            self._ensure([b.draft for b in live], trs)
-            for b, tr in zip(live, trs, strict=True):
-                lg = b.draft.logits()
-                if b.cand.source == "draft":
-                    t = int(np.argmax(self._no_eos(lg, -np.inf)))
-                    self._accept(b, t, np.empty(0), None, mixed=False, draft_logits=lg)
-                    continue
-                p = self._no_eos(mix(lg, tr, cfg.alpha, cfg.support), 0.0)
-                self._accept(b, int(np.argmax(p)), p, tr, mixed=True, draft_logits=lg)
-            self._advance(live, timer, "mixed_steps")
-        for b in beams:
-            if b.anchor is not None:
-                b.anchor.close()
-                b.anchor = None
-        self._beams = beams
+        return beams
+
+    def _mixed_step(self, live: list[Beam], timer: Timer) -> None:
+        """One mixed token for each live beam (the draft's own beam takes its greedy token)."""
+        if self.use_anchor:
+            self._resync([b for b in live if b.anchor is not None], timer)
+        trs = [
+            self._translate(b.anchor, timer) if b.anchor is not None and b.cand.source != "draft" else None
+            for b in live
+        ]
+        self._ensure([b.draft for b in live], trs)
+        for b, tr in zip(live, trs, strict=True):
+            lg = b.draft.logits()
+            if b.cand.source == "draft":
+                t = int(np.argmax(self._no_eos(lg, -np.inf)))
+                self._accept(b, t, np.empty(0), None, mixed=False, draft_logits=lg)
+                continue
+            p = self._no_eos(mix(lg, tr, self.cfg.alpha, self.cfg.support), 0.0)
+            self._accept(b, int(np.argmax(p)), p, tr, mixed=True, draft_logits=lg)
 
     def _translate(self, a: Session, timer: Timer) -> Translation:
         assert self.bridge is not None

@@ -65,17 +65,14 @@ class Trace:
     #: prompt gating: the judge's P(harmful request), and whether the request went to the draft alone
     request_risk: float | None = None
     gated: bool = False
-    #: which path the request took (api._gate): "draft" (gated to the draft alone), "classifier" (flagged),
-    #: "anchor" (passed by the classifier, declined by the anchor's opening), "restated" (passed by both, flagged
-    #: once restated without its framing: config `restate`), "prefill", "uncalibrated" (a judge
+    #: which path the request took (method/route.py): "draft" (gated to the draft alone), "classifier" (flagged),
+    #: "anchor" (passed by the classifier, declined by the anchor's opening), "prefill", "uncalibrated" (a judge
     #: without a calibrated classifier: the full method), or None (no gate)
     route: str | None = None
     #: the anchor's own opening, when `anchor_check` read one
     anchor_opening: str | None = None
-    #: the share of the anchor's explored openings' probability that declines (config `anchor_openings`)
+    #: whether the anchor's greedy opening declines (1.0) or not (0.0), when `anchor_check` read one
     anchor_refusal: float | None = None
-    #: P(harmful) of the request restated without its framing, when config `restate` read it
-    restated_risk: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,7 +85,6 @@ class Trace:
             "route": self.route,
             "anchor_opening": self.anchor_opening,
             "anchor_refusal": self.anchor_refusal,
-            "restated_risk": self.restated_risk,
             "timings_ms": self.timings_ms,
             "config": self.config,
             "candidates": [c.summary() for c in self.candidates],

@@ -1,0 +1,137 @@
+"""The gate: which way one request goes, and why (config `gate`, the recommended preset).
+
+The judge's request classifier reads the request first. A request it flags (P(harmful) at or above the gate) gets
+the full method: K mixed candidates, judged. One it calls harmless is answered by the draft alone, exactly as
+without AlignBeam (no anchor, no candidates, no judge), unless `anchor_check` is set and the anchor, answering
+the request itself, opens by declining: the safety-aligned model objects to what the classifier missed (a
+rewording into the past tense, a fictional frame, a harm category the classifier never learned), so the request
+is answered by the mix, which opens with the anchor's refusal. The anchor's opening has nothing fitted in it,
+which is why it holds on requests nobody tuned for; its cost is the anchor's own over-refusal (docs/results.md).
+
+The routes, as `Request.route` (and the trace) names them:
+  draft         passed: the draft alone
+  classifier    flagged by the classifier: the full method
+  anchor        passed by the classifier, declined by the anchor's opening: one mixed candidate that must decline
+  prefill       the conversation ends in an assistant prefill (the classifier reads requests): the full method
+  uncalibrated  a judge without a calibrated classifier: nothing can be trusted to pass a request: the full method
+  None          no gate (the paper): the full method
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from alignbeam.engines.base import Model, check_context
+from alignbeam.method.judge import Judge
+from alignbeam.method.opening import Opening, explore_opening
+from alignbeam.method.readout import sigmoid
+from alignbeam.method.request import Request
+
+
+class Gate:
+    """Decides each request's route for one anchor and judge; warns once when the judge cannot classify."""
+
+    def __init__(self, anchor: Model | None, judge: Judge | None) -> None:
+        self.anchor = anchor
+        self.judge = judge
+        self._warned_uncalibrated = False
+
+    def decide(self, req: Request) -> None:
+        """Write the route, what it read, the config it runs with and the risk its judge scores at into `req`."""
+        self._route(req)
+        req.judged_risk = judged_risk(req, self.judge)
+
+    def _route(self, req: Request) -> None:
+        cfg, judge = req.cfg, self.judge
+        if not (cfg.gate and judge is not None and cfg.use_judge):
+            return
+        with req.timer.phase("gate"):
+            req.risk = risk = judge.request_risk(req.messages)
+        if risk is None:
+            self._warn_uncalibrated()
+            req.route = "uncalibrated"
+            return
+        if req.messages and req.messages[-1]["role"] == "assistant":
+            req.route = "prefill"  # an assistant prefill is text the answer continues: the classifier cannot read it
+            return
+        threshold = cfg.gate_threshold if cfg.gate_threshold is not None else judge.gate
+        flagged = risk >= threshold
+        if flagged and risk >= judge.gate:
+            req.route = "classifier"
+            return
+        # a request under the judge's own gate that a stricter gate_threshold flags is still shown to the anchor
+        # first: where the anchor declines, its refusal stands as it would at the judge's gate, so a stricter gate
+        # never refuses less than the default (its full method can pick a complying candidate scored just under
+        # judge_threshold, where the anchor route cannot)
+        opening = self._anchor_check(req, judge)
+        if opening is not None and opening.decline_share >= 0.5:  # greedy: 1 when it declines, else 0
+            # the anchor objects: its refusal stands. One mixed candidate opens in the anchor's words (K beams and
+            # the judge would only confirm it), the relapse cut keeps it a refusal, and a candidate the draft's
+            # share of the mix turned away from declining gets the refusal message (choose.py)
+            req.route, req.anchor_state = "anchor", opening.prompt_state
+            req.cfg = cfg.merged(k=1, use_judge=False, include_draft=False)
+            return
+        state = opening.prompt_state if opening is not None else None  # the full method may start from it
+        if flagged:
+            req.route, req.anchor_state = "classifier", state
+            return
+        # clearly harmless: the draft alone, exactly as without AlignBeam
+        req.route = "draft"
+        req.cfg = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
+
+    def _anchor_check(self, req: Request, judge: Judge) -> Opening | None:
+        """The anchor's own opening, read where the classifier is unsure (between the judge's read_gate and its
+        gate): below read_gate the classifier is confident, and the anchor's objections there are its
+        over-refusals (docs/results.md#generalization). The prompt it encodes is kept for the mix."""
+        cfg = req.cfg
+        if not (cfg.anchor_check and self.anchor is not None and req.risk is not None and req.risk >= judge.read_gate):
+            return None
+        with req.timer.phase("anchor_check"):
+            req.anchor_ids = ids = self.anchor.tokenizer.encode_chat(req.messages)
+            check_context(self.anchor, len(ids), cfg.anchor_check, role="anchor")
+            opening = explore_opening(self.anchor, ids, cfg.anchor_check, keep_prompt=True)  # its greedy opening
+        req.anchor_opening, req.anchor_refusal = opening.text, opening.decline_share
+        return opening
+
+    def _warn_uncalibrated(self) -> None:
+        """No calibrated classifier: nothing can be trusted to call a request harmless, so every request gets the
+        full method (safe, slower); said once, with the fixes."""
+        if self._warned_uncalibrated:
+            return
+        self._warned_uncalibrated = True
+        name = getattr(getattr(self.judge, "model", None), "name", type(self.judge).__name__)
+        warnings.warn(
+            f"prompt gating needs a judge with a calibrated request classifier and {name} has none, so "
+            "every request gets the full method (slower). Use the 'safety' judge on qwen2.5-coder-1.5b, "
+            "SafetyJudge(model, harm_center=...) fitted on your data, or a request probe trained with "
+            "benchmarks/request_probe.py; or set gate=False",
+            stacklevel=6,
+        )
+
+
+def judged_risk(req: Request, judge: Judge | None) -> float | None:
+    """The risk the judge scores this request's candidates at, where it is not the judge's own read (None): a
+    gate_threshold below the judge's own gate re-centres the judge's reading of the request on it (`recentred`)."""
+    gate = judge.gate if judge is not None else None
+    return recentred(req.risk, req.cfg.gate_threshold, gate)
+
+
+def recentred(risk: float | None, threshold: float | None, gate: float | None) -> float | None:
+    """The request's risk as the judge should score it when a stricter gate_threshold is set, else None (the
+    judge's own read stands).
+
+    A flagged request's candidates are scored 1 + 4 x P(harmful request) x P(complies), so a gate lowered from
+    0.5 to 0.2 alone would only send more requests to the full method, where a request at P 0.3 still cannot
+    score a complying candidate above the 2.5 threshold: more cost, no more refusal. Shifting the classifier's
+    log-odds by logit(gate) - logit(threshold) makes the threshold its midpoint for scoring too, so the gate and
+    the judge stay one decision. A gate_threshold above the judge's gate needs nothing: every request it flags
+    is already above the midpoint."""
+    if risk is None or threshold is None or gate is None or threshold >= gate:
+        return None
+
+    def logit(x: float) -> float:
+        x = min(max(x, 1e-9), 1.0 - 1e-9)  # gate_threshold 0 flags everything: every request judged as harmful
+        return math.log(x / (1.0 - x))
+
+    return sigmoid(logit(risk) + logit(gate) - logit(threshold))
