@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -364,18 +365,25 @@ def test_shutdown_grace_period_answers_waiting_requests_503(fake: FakeAlignBeam)
     assert not stopper.is_alive()
 
 
-def test_shutdown_stops_a_running_stream_at_its_next_token(fake: FakeAlignBeam) -> None:
+def test_shutdown_stops_a_running_stream_at_its_next_token(
+    fake: FakeAlignBeam, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the end of the grace period a running stream gets an error event, then [DONE], and is logged 503."""
     fake.slow_tokens = 400  # 20 s if nothing stops it
     app = create_app(fake, max_tokens_limit=50, poll_interval_s=0.05, shutdown_grace_s=0.2)  # type: ignore[arg-type]
     srv = BackgroundServer(app).start()
     stopper = threading.Thread(target=srv.stop)
-    with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body(stream=True), timeout=20) as r:
-        lines = r.iter_lines()
-        assert "assistant" in next(lines)
-        assert "t0" in next(ln for ln in lines if ln)
-        stopper.start()
-        rest = [ln for ln in lines if ln]
-    err = json.loads(rest[-1][len("data: ") :])["error"]
+    with caplog.at_level(logging.INFO, logger="alignbeam.access"):
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body(stream=True), timeout=20) as r:
+            lines = r.iter_lines()
+            assert "assistant" in next(lines)
+            assert "t0" in next(ln for ln in lines if ln)
+            stopper.start()
+            rest = [ln for ln in lines if ln]
+        stopper.join(10)
+    assert rest[-1] == "data: [DONE]"
+    err = json.loads(rest[-2][len("data: ") :])["error"]
     assert err["code"] == "shutting_down" and "stream was stopped" in err["message"]
-    stopper.join(10)
     assert not stopper.is_alive() and fake.streamed < 200
+    entries = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "alignbeam.access"]
+    assert [e["status"] for e in entries if e["path"] == "/v1/chat/completions"] == [503]

@@ -249,6 +249,23 @@ CORPUS = [
     case("get-on-post-route", b"", None, status=405, method="GET"),
     case("unknown-path", chat(), None, status=404, path="/v1/chat/completion"),
     case("no-api-key", chat(), "invalid or missing API key", status=401, headers={"Content-Type": "application/json"}),
+    # -- media types and conversation shape (#38) --------------------------------------------------------------
+    case(
+        "text-plain",
+        chat(),
+        "unsupported Content-Type 'text/plain'",
+        status=415,
+        headers={**H, "Content-Type": "text/plain"},
+    ),
+    case(
+        "form-urlencoded",
+        chat(),
+        "-H 'Content-Type: application/json'",
+        status=415,
+        headers={**H, "Content-Type": "application/x-www-form-urlencoded"},
+    ),
+    case("only-system", chat(messages=[{"role": "system", "content": "Be brief."}]), "no user message", "messages"),
+    case("only-assistant", chat(messages=[{"role": "assistant", "content": "Hi."}]), "no user message", "messages"),
 ]
 
 
@@ -302,7 +319,7 @@ def test_bad_input_is_a_4xx_in_openai_shape(
     err = r.json()["error"]
     assert set(err) == {"message", "type", "param", "code"}, err
     assert isinstance(err["message"], str) and err["message"] and len(err["message"]) < 1000, err
-    assert err["type"] == ("invalid_request_error" if status in (400, 405, 413) else err["type"])
+    assert err["type"] == ("invalid_request_error" if status in (400, 405, 413, 415) else err["type"])
     if needle is not None:
         assert needle in err["message"], err
     if isinstance(param, Under):

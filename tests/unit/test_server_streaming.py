@@ -104,12 +104,13 @@ def test_an_error_before_the_start_is_a_plain_response() -> None:
     assert response.status_code == 400 and err["code"] == "context_length_exceeded" and err["param"] == "messages"
 
 
-def test_an_error_after_the_start_is_the_last_event() -> None:
+def test_an_error_after_the_start_is_an_event_then_done_and_logged_with_its_status() -> None:
     events = [("start", None), ("delta", "a"), ("error", QueueClosed("the stream was stopped"))]
     _, out, _, info = asyncio.run(drive(events, generation(stream=True)))
+    assert len(out) == 4 and data(out[3]) == "[DONE]"
     err = data(out[2])["error"]
     assert err["code"] == "shutting_down" and "stream was stopped" in err["message"]
-    assert info["error"] == "the stream was stopped"
+    assert info["error"] == "the stream was stopped" and info["status"] == 503
 
 
 def test_a_client_that_leaves_withdraws_the_job() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +23,17 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     api_key: Annotated[
         str | None,
-        typer.Option(envvar="ALIGNBEAM_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1/* (env too)"),
+        typer.Option(
+            envvar="ALIGNBEAM_API_KEY",
+            help="Require 'Authorization: Bearer KEY' on /v1/*; prefer ALIGNBEAM_API_KEY or --api-key-file "
+            "(a key given here is visible in the process list)",
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ALIGNBEAM_API_KEY_FILE", help="Read the API key from this file (env ALIGNBEAM_API_KEY_FILE too)"
+        ),
     ] = None,
     max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for")] = 1024,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait while one generates; more get 429")] = 32,
@@ -35,6 +46,16 @@ def serve(
         int | None,
         typer.Option(help="Requests generated at once; above 1 only when every model is a server URL (default 8 then)"),
     ] = None,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request body may take to arrive; slower ones get 408", min=0.001)
+    ] = 30.0,
+    timeout_keep_alive: Annotated[
+        int, typer.Option(help="Seconds an idle keep-alive connection stays open (uvicorn's)", min=1)
+    ] = 5,
+    limit_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Open connections beyond which new ones get 503 at once (uvicorn's; default: no limit)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
     *,
     models: ModelOptions,
@@ -46,14 +67,20 @@ def serve(
     """
     try:
         from alignbeam.server import create_app, run
+        from alignbeam.server.auth import read_api_key_file
     except ImportError as e:  # the server extras are regular dependencies, but a trimmed install may lack them
         fail(AlignBeamError(f"the server needs fastapi and uvicorn ({e}): pip install fastapi uvicorn"))
     try:
+        if api_key_file is not None:
+            if api_key is not None:
+                raise ValueError("give the API key once: --api-key-file or --api-key / ALIGNBEAM_API_KEY, not both")
+            api_key = read_api_key_file(api_key_file)
         check_knobs(models.preset, knobs)
         ab = models.build(console, **knobs)
         server_app = create_app(
             ab,
             api_key=api_key,
+            body_timeout_s=body_timeout,
             max_tokens_limit=max_tokens_limit,
             max_queue=max_queue,
             served_model_name=served_model_name,
@@ -74,4 +101,11 @@ def serve(
         f"(draft {models.draft}, anchor {models.anchor}; auth {'on' if api_key else 'off'}, "
         f"max_tokens <= {max_tokens_limit}, queue <= {max_queue})"
     )
-    run(server_app, host=host, port=port, log_level=log_level.lower())
+    run(
+        server_app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_keep_alive=timeout_keep_alive,
+        limit_concurrency=limit_concurrency,
+    )

@@ -54,7 +54,7 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             latency = time.perf_counter() - t0
-            status = info.pop("status", status)  # a handler that saw its client leave reports 499
+            status = info.pop("status", status)  # a handler that knows better: 499 (client gone), a stream's error
             path = scope.get("path", "")
             endpoint = path if path in ENDPOINTS else ("/v1/models" if path.startswith("/v1/models/") else "other")
             entry: dict[str, Any] = {

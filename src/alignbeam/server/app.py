@@ -13,7 +13,7 @@ This module only wires the app: the handlers are module-level functions, one mod
   binding: that is what turns invalid UTF-8, too-deep or non-finite JSON, lone surrogates and unknown fields into
   one consistent 400 with a readable message that names the parameter (FastAPI would answer 422 with a list).
 - Every error leaves in OpenAI's shape, through the exception handlers below or `errors.api_error`.
-- Shutdown has a grace period (`shutdown.py`).
+- Shutdown drains with a grace period, the listening socket open meanwhile (`shutdown.py`, `runner.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from alignbeam.server.chat import chat_completions, completions
 from alignbeam.server.errors import JSON, api_error, error_for
 from alignbeam.server.health import health, metrics_page
 from alignbeam.server.models_routes import get_model, list_models
-from alignbeam.server.shutdown import begin_shutdown
+from alignbeam.server.shutdown import begin_shutdown, drain
 from alignbeam.server.state import build_state
 
 
@@ -44,6 +44,7 @@ def create_app(
     max_queue: int = 32,
     served_model_name: str = "alignbeam",
     max_body_bytes: int = 4 * 1024 * 1024,
+    body_timeout_s: float | None = 30.0,
     poll_interval_s: float = 0.25,
     shutdown_grace_s: float = 30.0,
     concurrency: int | None = None,
@@ -53,9 +54,11 @@ def create_app(
     api_key: when set, /v1/* requires `Authorization: Bearer <api_key>` (/health and /metrics stay open for probes
     and scrapers). max_tokens_limit: the largest max_tokens a request may ask for (also the default when the
     pipeline's own max_new_tokens is larger). max_queue: requests allowed to wait while one generates; more get
-    429. poll_interval_s: how often a waiting request checks whether its client is still there.
-    shutdown_grace_s: on shutdown, how long requests already waiting in line may still be served; after it they
-    get 503 (`shutting_down`) and a running stream stops at its next token (a running whole generation finishes).
+    429. max_body_bytes: larger bodies get 413. body_timeout_s: a body not received whole within this gets 408
+    and its connection is closed (None: no bound). poll_interval_s: how often a waiting request checks whether
+    its client is still there. shutdown_grace_s: on shutdown (drained by the project's runner), how long requests
+    already waiting in line may still be served; after it they get 503 (`shutting_down`) and a running stream
+    stops at its next token with an error event and [DONE] (a running whole generation finishes).
     concurrency: requests generated at once; only with every model remote (default then 8, else 1).
     """
     state = build_state(
@@ -66,33 +69,45 @@ def create_app(
         max_queue=max_queue,
         max_tokens=max_tokens_limit,
         max_body_bytes=max_body_bytes,
+        body_timeout_s=body_timeout_s,
         poll_interval_s=poll_interval_s,
         shutdown_grace_s=shutdown_grace_s,
     )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state.queue.start()
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(state.queue.stop)
 
     app = FastAPI(title="AlignBeam", description="OpenAI-compatible AlignBeam server", lifespan=lifespan)
     app.state.server = state
     app.state.alignbeam, app.state.queue, app.state.metrics = ab, state.queue, state.metrics
     app.state.begin_shutdown = lambda: begin_shutdown(state)
+    app.state.drain = lambda: drain(state)
     app.add_middleware(AccessLog, metrics=state.metrics)
     app.exception_handler(RequestValidationError)(validation_error)
     app.exception_handler(StarletteHTTPException)(http_error)
     app.exception_handler(Exception)(internal_error)
-    app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], response_model=None)
-    app.add_api_route("/v1/completions", completions, methods=["POST"], response_model=None)
-    app.add_api_route("/v1/models", list_models, methods=["GET"], response_model=None)
-    app.add_api_route("/v1/models/{model_id:path}", get_model, methods=["GET"], response_model=None)
-    app.add_api_route("/health", health, methods=["GET"], response_model=None)
-    app.add_api_route("/metrics", metrics_page, methods=["GET"], response_model=None)
+    add_routes(app)
     return app
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The generation workers live as long as the app serves."""
+    queue = app.state.server.queue
+    queue.start()
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(queue.stop)
+
+
+def add_routes(app: FastAPI) -> None:
+    for path, handler, method in (
+        ("/v1/chat/completions", chat_completions, "POST"),
+        ("/v1/completions", completions, "POST"),
+        ("/v1/models", list_models, "GET"),
+        ("/v1/models/{model_id:path}", get_model, "GET"),
+        ("/health", health, "GET"),
+        ("/metrics", metrics_page, "GET"),
+    ):
+        app.add_api_route(path, handler, methods=[method], response_model=None)
 
 
 # -- error handlers: every error leaves in OpenAI's shape ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from fastapi import Request
 
@@ -26,3 +27,19 @@ def unauthorized() -> JSON:
         code="invalid_api_key",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def read_api_key_file(path: str | Path) -> str:
+    """The API key stored in a file (surrounding whitespace and the final newline dropped).
+
+    A file (or the ALIGNBEAM_API_KEY environment variable) keeps the key out of the process list, where
+    `--api-key KEY` is visible to every user of the machine (`ps`, /proc/PID/cmdline)."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read the API key file {str(path)!r}: {e}") from e
+    if not key:
+        raise ValueError(f"the API key file {str(path)!r} is empty")
+    if any(c.isspace() for c in key):
+        raise ValueError(f"the API key file {str(path)!r} holds more than one word: put the key alone in it")
+    return key

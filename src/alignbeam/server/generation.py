@@ -24,9 +24,9 @@ from alignbeam.errors import AlignBeamError
 from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
 from alignbeam.server import validation as V
-from alignbeam.server.access import log_info
+from alignbeam.server.access import CLIENT_CLOSED, log_info
 from alignbeam.server.auth import authorized, unauthorized
-from alignbeam.server.body import read_body
+from alignbeam.server.body import CLOSE, ClientGone, check_media_type, read_body
 from alignbeam.server.errors import BadRequest, api_error, error_for
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed
 from alignbeam.server.state import ServerState
@@ -59,20 +59,25 @@ async def prepare(state: ServerState, request: Request, chat: bool) -> Generatio
     info = log_info(request)
     if not authorized(state, request):
         return unauthorized()
-    ab = state.ab
+    if state.queue.closed:  # draining: refused before its body is read (a balancer retries it elsewhere)
+        return api_error(503, "the server is shutting down: retry on another instance", code="shutting_down")
     try:
-        raw = await read_body(request, state.limits.max_body_bytes)
+        check_media_type(request)
+        raw = await read_body(request, state.limits.max_body_bytes, state.limits.body_timeout_s)
         model = S.ChatCompletionRequest if chat else S.CompletionRequest
         req = V.read_request(model, raw, state.limits.max_tokens)
+    except ClientGone as e:
+        info.update(status=CLIENT_CLOSED, error=str(e))
+        return api_error(CLIENT_CLOSED, str(e))
     except BadRequest as e:
-        return api_error(e.status, str(e), e.param, e.code)
+        return api_error(e.status, str(e), e.param, e.code, headers=CLOSE if e.status == 408 else None)
     try:
         prompt: Any = req.prompt() if isinstance(req, S.ChatCompletionRequest) else req.prompt_text()
         messages = to_messages(prompt)
-        overrides = req.overrides(state.limits.default_max_tokens, ab.config.n_mix)
-        cfg = ab.config.merged(**overrides)
+        overrides = req.overrides(state.limits.default_max_tokens, state.ab.config.n_mix)
+        cfg = state.ab.config.merged(**overrides)
         if req.mode != "draft":
-            ab.check_sessions(**overrides)  # k beyond the engine's slots: 400 before the request queues
+            state.ab.check_sessions(**overrides)  # k beyond the engine's slots: 400 before the request queues
     except AlignBeamError as e:
         return error_for(e, "messages" if chat else "prompt")
     info.update(mode=req.mode, stream=req.stream)

@@ -1,9 +1,12 @@
-"""Shutdown with a grace period: new requests get 503 at once, waiting ones may still run for
-`shutdown_grace_s`, then those still waiting get 503 (`shutting_down`) and a running stream stops at its next
-token.
+"""Draining on shutdown, as docs/server.md describes it.
 
-The runner calls `begin_shutdown` (through `app.state.begin_shutdown`) when uvicorn starts shutting down, before
-it waits for the open connections: the lifespan's shutdown only comes after them, too late for a grace period.
+On SIGTERM (or `BackgroundServer.stop`) the runner awaits `drain(state)` *before* uvicorn's own shutdown, which
+closes the listening socket at once: while draining, the socket stays open so that `/health` answers 503
+(`shutting_down`) and new generation requests get 503 `shutting_down` in OpenAI's shape, which a load balancer or
+a readiness probe can see and act on, instead of "connection refused". Requests already running or waiting carry
+on for `shutdown_grace_s`; after it, those still waiting get 503 and a running stream stops at its next token
+(an error event, then [DONE]), while a running whole generation is finished. `drain` returns as soon as nothing
+runs or waits, so the process exits then rather than always waiting out the grace.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import asyncio
 from alignbeam.server.errors import log
 from alignbeam.server.state import ServerState
 
+#: how often the drain checks whether the line is empty (the process exits within this of the last request)
+DRAIN_POLL_S = 0.05
+
 
 def begin_shutdown(state: ServerState) -> None:
-    """Called on the event loop when shutdown starts (SIGTERM): take no new requests, and give the waiting
-    ones `shutdown_grace_s` before they are answered 503."""
+    """Take no new requests, and give the running and waiting ones `shutdown_grace_s` before the waiting ones
+    are answered 503 and a running stream is stopped. Idempotent; call on the event loop."""
     queue, grace = state.queue, state.limits.shutdown_grace_s
     if queue.closed:
         return
@@ -38,3 +44,11 @@ def begin_shutdown(state: ServerState) -> None:
             log.warning("shutdown grace period over: %d waiting request(s) answered 503", n)
 
     asyncio.get_running_loop().call_later(grace, expire)
+
+
+async def drain(state: ServerState) -> None:
+    """Begin the shutdown and return once no request runs or waits (their answers may still be on their way
+    out: uvicorn's own shutdown waits for those)."""
+    begin_shutdown(state)
+    while state.queue.waiting or state.queue.running:
+        await asyncio.sleep(DRAIN_POLL_S)

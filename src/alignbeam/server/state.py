@@ -26,6 +26,7 @@ class Limits:
     max_tokens: int = 1024
     default_max_tokens: int = 1024
     max_body_bytes: int = 4 * 1024 * 1024
+    body_timeout_s: float | None = 30.0
     poll_interval_s: float = 0.25
     shutdown_grace_s: float = 30.0
 
@@ -58,6 +59,8 @@ def build_state(
         raise ValueError("max_tokens_limit must be >= 1")
     if not lim.shutdown_grace_s >= 0:
         raise ValueError("shutdown_grace_s must be >= 0")
+    if lim.body_timeout_s is not None and not lim.body_timeout_s > 0:
+        raise ValueError("body_timeout_s must be > 0")
     lim = Limits(**{**limits, "default_max_tokens": min(ab.config.max_new_tokens, lim.max_tokens)})
     queue = GenerationQueue(max_queue, workers=workers_for(ab, concurrency))
     metrics = Metrics(

@@ -3,8 +3,10 @@ job's event queue.
 
 The worker pushes ("start"), then ("delta", text)*, then ("result", (Result, timings)), or ("error", exc) at any
 point. The handler waits for the first event before it commits to a 200, so a request the worker refuses (a
-prompt over the context window) still gets a plain 400; after that every outcome is an SSE event. Because the two
-sides only share the job, `stream_response` can be driven alone with a hand-fed `Job`.
+prompt over the context window) still gets a plain 400; after that every outcome is an SSE event, and every
+stream the server ends itself ends with `data: [DONE]`, an error included (a stream cut at the end of the
+shutdown grace period gets an error event, then [DONE]; the access log records the error's status, not 200).
+Because the two sides only share the job, `stream_response` can be driven alone with a hand-fed `Job`.
 """
 
 from __future__ import annotations
@@ -131,10 +133,11 @@ async def events(state: ServerState, job: Job, gen: Generation, info: dict[str, 
                     yield event
                 finished = True
                 return
-            elif kind == "error":
+            elif kind == "error":  # the 200 is sent: the error is an event, then [DONE], and the log says its status
                 err = error_for(payload, gen.prompt_param)
-                info["error"] = str(payload)
+                info.update(error=str(payload), status=err.status_code)
                 yield f"data: {bytes(err.body).decode('utf-8')}\n\n"
+                yield "data: [DONE]\n\n"
                 finished = True
                 return
     finally:
