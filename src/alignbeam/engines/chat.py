@@ -64,7 +64,8 @@ def render(
 
 
 def validate_messages(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    """Checks the conversation shape once, so every engine reports the same clear error."""
+    """Checks the conversation shape once, so every engine reports the same clear error: at least one user
+    message, roles system / user / assistant, string contents."""
     if not messages:
         raise AlignBeamError("the conversation is empty: pass a prompt or at least one user message")
     out = []
@@ -76,4 +77,8 @@ def validate_messages(messages: Sequence[dict[str, str]]) -> list[dict[str, str]
         if not isinstance(m["content"], str):
             raise AlignBeamError(f"message {i} content must be a string")
         out.append({"role": m["role"], "content": m["content"]})
+    if not any(m["role"] == "user" for m in out):
+        # the rule the empty-conversation error states: system or assistant turns alone give no request to answer
+        # (nor one for the judge and the gate to read)
+        raise AlignBeamError("the conversation has no user message: send at least one message with role 'user'")
     return out
