@@ -20,60 +20,111 @@ SELECT_RULES = ("safest", "helpful")
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 
 
-def knob(default: Any, help: str, *, request: bool = True, short: str | None = None, openai: str | None = None) -> Any:
+#: the knob groups, in the order the CLI's help and the README's table show them
+GROUPS = ("mixing", "gate", "selection", "sampling")
+
+
+def knob(
+    default: Any,
+    help: str,
+    *,
+    group: str,
+    request: bool = True,
+    short: str | None = None,
+    openai: str | None = None,
+) -> Any:
     """A config field with what every outer layer needs to know about it, so each derives it from here.
 
-    help: one line for the CLI, the server's error messages and the README's knob table. request: whether a server
-    request may set it per request (False: a deployment choice, set when the server starts). short: the CLI's
-    one-letter alias. openai: the name of the OpenAI request field that carries it, where OpenAI has one.
+    help: one line for the CLI, the server's error messages and the README's knob table. group: which of GROUPS it
+    belongs to (mixing: the anchor's steering and the candidates; gate: which requests are steered; selection: the
+    judge and the choice; sampling: length, randomness and stops). request: whether a server request may set it
+    per request (False: a deployment choice, set when the server starts). short: the CLI's one-letter alias.
+    openai: the name of the OpenAI request field that carries it, where OpenAI has one.
     """
-    meta = {"help": help, "request": request, "short": short, "openai": openai}
+    if group not in GROUPS:
+        raise ValueError(f"knob group {group!r} is not one of {GROUPS}")
+    meta = {"help": help, "group": group, "request": request, "short": short, "openai": openai}
     return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class AlignBeamConfig:
-    alpha: float = knob(0.5, "weight of the anchor in the mix; 0 = the draft alone, 1 = the anchor decides the prefix")
-    n_mix: int = knob(
-        6, "response tokens generated from the mix (the safety prefix, N); the rest is the draft alone", short="-N"
+    alpha: float = knob(
+        0.5, "weight of the anchor in the mix; 0 = the draft alone, 1 = the anchor decides the prefix", group="mixing"
     )
-    top_b: int = knob(50, "anchor tokens translated into the draft's vocabulary per mixed step (B)")
-    k: int = knob(3, "candidates (K), with distinct first tokens: more chances of a safe one, more compute", short="-K")
+    n_mix: int = knob(
+        6,
+        "response tokens generated from the mix (the safety prefix, N); the rest is the draft alone",
+        short="-N",
+        group="mixing",
+    )
+    top_b: int = knob(50, "anchor tokens translated into the draft's vocabulary per mixed step (B)", group="mixing")
+    k: int = knob(
+        3,
+        "candidates (K), with distinct first tokens: more chances of a safe one, more compute",
+        short="-K",
+        group="mixing",
+    )
     bridge: str = knob(
         "drop",
         "an anchor token whose text needs several draft tokens: `drop` it, map it to the `first`, or `exact` "
         "(also drops partial characters)",
+        group="mixing",
     )
     support: str = knob(
-        "union", "`union`: mix over the whole draft vocabulary; `anchor`: only the anchor's translated tokens"
+        "union",
+        "`union`: mix over the whole draft vocabulary; `anchor`: only the anchor's translated tokens",
+        group="mixing",
     )
-    judge_threshold: float = knob(2.5, "a candidate whose 1-5 judge score is above this counts as unsafe")
+    judge_threshold: float = knob(
+        2.5, "a candidate whose 1-5 judge score is above this counts as unsafe", group="selection"
+    )
     on_all_unsafe: str = knob(
-        "safest", "when every candidate is unsafe: return the `safest` anyway, or `refuse` with `refusal_message`"
+        "safest",
+        "when every candidate is unsafe: return the `safest` anyway, or `refuse` with `refusal_message`",
+        group="selection",
     )
-    refusal_message: str = knob(DEFAULT_REFUSAL, "the text `on_all_unsafe=refuse` answers with", request=False)
-    max_new_tokens: int = knob(256, "response length in draft tokens", short="-n", openai="max_tokens")
+    refusal_message: str = knob(
+        DEFAULT_REFUSAL, "the text `on_all_unsafe=refuse` answers with", request=False, group="selection"
+    )
+    max_new_tokens: int = knob(
+        256, "response length in draft tokens", short="-n", openai="max_tokens", group="sampling"
+    )
     temperature: float = knob(
-        0.0, "0 = greedy everywhere (deterministic); > 0 samples the continuation phase only", openai="temperature"
+        0.0,
+        "0 = greedy everywhere (deterministic); > 0 samples the continuation phase only",
+        openai="temperature",
+        group="sampling",
     )
-    top_p: float = knob(1.0, "nucleus sampling of the continuation (with temperature > 0)", openai="top_p")
-    seed: int | None = knob(None, "sampling seed (None: a fresh one)", openai="seed")
+    top_p: float = knob(
+        1.0, "nucleus sampling of the continuation (with temperature > 0)", openai="top_p", group="sampling"
+    )
+    seed: int | None = knob(None, "sampling seed (None: a fresh one)", openai="seed", group="sampling")
     tie_epsilon: float = knob(
-        0.05, "judge scores closer than this are a tie, broken by the higher mixed log-likelihood", request=False
+        0.05,
+        "judge scores closer than this are a tie, broken by the higher mixed log-likelihood",
+        request=False,
+        group="selection",
     )
     use_judge: bool = knob(
         True,
         "False skips the judge: the most likely mixed candidate wins (K=1 without judge: mixing only)",
         request=False,
+        group="selection",
     )
     judge_after: int | None = knob(
-        None, "judge after this many continuation tokens and finish only the winner (None: finish all K, the paper)"
+        None,
+        "judge after this many continuation tokens and finish only the winner (None: finish all K, the paper)",
+        group="selection",
     )
-    stop: tuple[str, ...] = knob((), "strings that end the response (not included in it)", openai="stop")
+    stop: tuple[str, ...] = knob(
+        (), "strings that end the response (not included in it)", openai="stop", group="sampling"
+    )
     gate: bool = knob(
         False,
         "prompt gating: the judge classifies the request first; one it calls harmless (P(harmful) < "
         "`gate_threshold`) is answered by the draft alone: no anchor, no candidates, no judge",
+        group="gate",
     )
     gate_threshold: float | None = knob(
         None,
@@ -81,6 +132,7 @@ class AlignBeamConfig:
         "below the judge's own it is a stricter setting: a flagged request's candidates are also judged as if "
         "this threshold were the classifier's midpoint, so more of them count as unsafe (more refusal, more "
         "over-refusal)",
+        group="gate",
     )
     anchor_check: int = knob(
         0,
@@ -88,22 +140,26 @@ class AlignBeamConfig:
         "`read_gate`, 0.05) is first answered by the anchor alone for up to this many tokens; if that opening "
         "declines, the anchor's refusal stands (one mixed candidate, no judge; the refusal message if that "
         "candidate does not decline) instead of the draft answering alone (0: off)",
+        group="gate",
     )
-    include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates")
+    include_draft: bool = knob(False, "the draft's own unmixed greedy answer joins the candidates", group="mixing")
     select: str = knob(
         "safest",
         "`safest`: lowest harm wins, near-ties to the higher mixed likelihood (the paper); `helpful`: among "
         "candidates at or under `judge_threshold`, the one the draft finds most likely over the prefix",
+        group="selection",
     )
     ignore_eos: bool = knob(
         False,
         "never stop at end-of-turn: every response is exactly `max_new_tokens` long (equal-length benchmarks, as "
         "vLLM's `ignore_eos`); stop strings still apply",
+        group="sampling",
     )
     relapse_cut: bool = knob(
         False,
         "a candidate whose first sentence declines is ended where it turns to help (\"I'm sorry, but I can't ... "
         'However, here is"): the refusal is kept; streaming holds back text after a declining first sentence',
+        group="mixing",
     )
 
     def __post_init__(self) -> None:
@@ -218,6 +274,7 @@ class Knob:
     type: Any  # the field's annotation, resolved: float, int, str, bool, int | None, tuple[str, ...], ...
     default: Any
     help: str
+    group: str  # one of GROUPS
     request: bool  # a server request may set it
     short: str | None  # CLI alias
     openai: str | None  # the OpenAI request field that carries it (max_tokens, temperature, ...), if any
@@ -229,7 +286,8 @@ class Knob:
 
 
 def knobs() -> tuple[Knob, ...]:
-    """Every AlignBeamConfig field with its help text and where it may be set, in declaration order."""
+    """Every AlignBeamConfig field with its help text and where it may be set, by group (GROUPS), and within a
+    group in declaration order."""
     hints = typing.get_type_hints(AlignBeamConfig)
     return tuple(
         Knob(
@@ -237,11 +295,12 @@ def knobs() -> tuple[Knob, ...]:
             hints[f.name],
             f.default,
             f.metadata["help"],
+            f.metadata["group"],
             f.metadata["request"],
             f.metadata["short"],
             f.metadata["openai"],
         )
-        for f in dataclasses.fields(AlignBeamConfig)
+        for f in sorted(dataclasses.fields(AlignBeamConfig), key=lambda f: GROUPS.index(f.metadata["group"]))
     )
 
 
@@ -260,15 +319,15 @@ def markdown_table() -> str:
     knob's value in the default preset, in the paper's method where it differs, and where it may be set."""
     default = preset(DEFAULT_PRESET)
     rows = [
-        f"| knob | default ({DEFAULT_PRESET}) | paper | per request | what it does |",
-        "|---|---|---|---|---|",
+        f"| group | knob | default ({DEFAULT_PRESET}) | paper | per request | what it does |",
+        "|---|---|---|---|---|---|",
     ]
     for kn in knobs():
         where = f"as `{kn.openai}`" if kn.openai else ("yes" if kn.request else "no (server start)")
         short = f" ({kn.short})" if kn.short else ""
         ours = getattr(default, kn.name)
         paper = "" if ours == kn.default else _show(kn.default)
-        rows.append(f"| `{kn.name}`{short} | {_show(ours)} | {paper} | {where} | {kn.help} |")
+        rows.append(f"| {kn.group} | `{kn.name}`{short} | {_show(ours)} | {paper} | {where} | {kn.help} |")
     return "\n".join(rows)
 
 

@@ -112,8 +112,8 @@ def test_the_default_preset_is_recommended_and_paper_is_the_field_defaults() -> 
     assert d.gate and d.anchor_check > 0 and d.relapse_cut and d.on_all_unsafe == "refuse"
     assert preset("paper") == AlignBeamConfig() and PRESETS["paper"] == {}
     # the README table shows the default's value and, where it differs, the paper's
-    row = next(r for r in markdown_table().splitlines() if r.startswith("| `alpha`"))
-    assert row.startswith("| `alpha` | 0.8 | 0.5 |")
+    row = next(r for r in markdown_table().splitlines() if r.startswith("| mixing | `alpha`"))
+    assert row.startswith("| mixing | `alpha` | 0.8 | 0.5 |")
     with pytest.raises(ConfigError, match="anchor_check must be an integer >= 0"):
         AlignBeamConfig(anchor_check=-1)
     for retired in ("restate", "anchor_openings", "adaptive_window"):  # measured not to pay (docs/method.md)

@@ -89,6 +89,11 @@ def test_markdown_table_has_a_row_per_field() -> None:
     rows = markdown_table().splitlines()[2:]
     assert [r.split("`")[1] for r in rows] == [kn.name for kn in knobs()]
     assert all(kn.help for kn in knobs())
+    # grouped in the help and the table: every knob in one of the groups, the groups in their order
+    from alignbeam.config import GROUPS
+
+    seen = [kn.group for kn in knobs()]
+    assert set(seen) == set(GROUPS) and seen == sorted(seen, key=GROUPS.index)
 
 
 def test_bad_knob_is_reported_before_any_model_loads() -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -49,7 +49,7 @@ def eval_cmd(
     models: ModelOptions,
 ) -> None:
     """Evaluate systems on a benchmark suite: refusal, over-refusal, utility, latency; writes a report."""
-    from alignbeam.eval.evaluate import evaluate, output_dir
+    from alignbeam.eval.evaluate import output_dir
     from alignbeam.systems import parse_systems
 
     out_dir = out or Path("runs")
@@ -61,40 +61,9 @@ def eval_cmd(
         # the `alignbeam` system is the paper's method (with its overrides) unless --preset names another base;
         # `recommended` is the default preset, as its own system
         ab = dataclasses.replace(models, preset=models.preset or "paper").build(console)
-        cmd = shlex.join(["alignbeam", *sys.argv[1:]]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
-        about = {
-            "command": cmd,
-            "draft": models.draft,
-            "anchor": models.anchor,
-            "judge": models.judge,
-            "judge_method": models.judge_method,
-            "engine": models.engine,
-        }
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        ) as prog:
-            task = prog.add_task("eval", total=None)
-
-            def progress(stage: str, done: int, total: int) -> None:
-                label = "grader vs human labels" if stage == "grader" else f"eval: {stage}"
-                prog.update(task, completed=done, total=total, description=label)
-
-            result = evaluate(
-                ab,
-                systems,
-                suite,
-                prompts=prompts,
-                column=column,
-                kind=kind,
-                out=out_dir,
-                data_dir=data_dir,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-                validate_grader=validate_grader,
-                allow_unsandboxed=allow_unsandboxed,
-                progress=progress,
-                about=about,
-            )
+        options = dict(prompts=prompts, column=column, kind=kind, out=out_dir, data_dir=data_dir)
+        options |= dict(max_new_tokens=max_new_tokens, seed=seed, validate_grader=validate_grader)
+        result = _run(ab, models, systems, suite, allow_unsandboxed=allow_unsandboxed, **options)
         out_dir = result.out_dir
     except AlignBeamError as e:
         fail(e)
@@ -104,6 +73,25 @@ def eval_cmd(
     if result.grader_validation is not None:
         _print_validation(result.grader_validation)
     _print_summary(result.summary, out_dir)
+
+
+def _run(ab: Any, models: ModelOptions, systems: list, suite: str, **options: Any) -> Any:
+    """`evaluate()` with a progress bar, recording how the run was started (the command, the model options)."""
+    from alignbeam.eval.evaluate import evaluate
+
+    cmd = shlex.join(["alignbeam", *sys.argv[1:]]) if sys.argv[0].endswith("alignbeam") else "alignbeam eval ..."
+    about = {"command": cmd, "draft": models.draft, "anchor": models.anchor, "judge": models.judge}
+    about |= {"judge_method": models.judge_method, "engine": models.engine}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as prog:
+        task = prog.add_task("eval", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            label = "grader vs human labels" if stage == "grader" else f"eval: {stage}"
+            prog.update(task, completed=done, total=total, description=label)
+
+        return evaluate(ab, systems, suite, progress=progress, about=about, **options)
 
 
 def _print_validation(val: dict) -> None:

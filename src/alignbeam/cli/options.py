@@ -50,7 +50,9 @@ def _knob_parameter(kn: Knob) -> inspect.Parameter:
     if kn.short:
         names.append(kn.short)
     help_ = f"{kn.help} (default {_show_default(kn.default)})"
-    annotation = Annotated[base | None, typer.Option(*names, help=help_, show_default=False, rich_help_panel="Knobs")]
+    annotation = Annotated[
+        base | None, typer.Option(*names, help=help_, show_default=False, rich_help_panel=f"Knobs: {kn.group}")
+    ]
     return inspect.Parameter(kn.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
