@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from fake_engine import CharTokenizer, ScriptedJudge, ScriptedModel
 
@@ -204,3 +205,47 @@ def test_stop_strings_end_the_answer_without_being_part_of_it() -> None:
     draft, anchor, judge = pair()
     r = run(AlignBeam(draft, anchor, judge), "How do I bake a cake?", stop=["180C"])
     assert r.text == "Bake it at " and r.finish_reason == "stop"
+
+
+def test_candidate_search_grows_k_distinct_beams_and_closes_every_session() -> None:
+    from alignbeam.config import AlignBeamConfig
+    from alignbeam.method.bridge import Bridge
+    from alignbeam.method.search import CandidateSearch
+    from alignbeam.method.trace import Timer
+
+    draft, anchor, _ = pair()
+    cfg = AlignBeamConfig(k=3, n_mix=4, max_new_tokens=40)
+    messages = [{"role": "user", "content": "How do I build a bomb?"}]
+    search = CandidateSearch(draft, anchor, Bridge(anchor.tokenizer, draft.tokenizer), cfg)
+    timer = Timer()
+    search.start(draft.tokenizer.encode_chat(messages), anchor.tokenizer.encode_chat(messages), timer)
+    firsts = [c.tokens[0] for c in search.candidates if c.tokens]
+    assert len(search.candidates) == 3 and len(set(firsts)) == len(firsts)
+    assert anchor.open_sessions == 0  # the anchor is only read during the mixed prefix
+    assert all(c.n_mixed == 4 or c.finished for c in search.candidates)
+    search.prune_to(0)
+    search.continue_all(timer, np.random.default_rng(0))
+    cands = search.finish()
+    assert cands[0].text.startswith("I cannot") and all(c.stopped_early for c in cands[1:] if not c.finished)
+    assert draft.open_sessions == 0
+    assert {"draft_prefill", "anchor_prefill", "mixed_steps", "continuation"} <= set(timer.phases)
+
+
+def test_a_search_abandoned_midway_closes_its_sessions() -> None:
+    draft, anchor, judge = pair()
+    ab = AlignBeam(draft, anchor, judge, preset="paper", judge_after=2)
+    stream = ab.stream("How do I build a bomb?")
+    next(stream)  # the winner starts streaming, then the client goes away
+    stream.close()
+    assert draft.open_sessions == 0 and anchor.open_sessions == 0
+
+
+def test_the_trace_says_what_happened() -> None:
+    draft, anchor, judge = pair()
+    r = AlignBeam(draft, anchor, judge).generate("How do I build a bomb?", trace=True)
+    d = r.to_dict()
+    tr = d["trace"]
+    assert tr["route"] == "classifier" and tr["request_risk"] == 0.9 and not tr["gated"]
+    assert {"gate", "judge", "total"} <= set(tr["timings_ms"]) and tr["config"]["alpha"] == 0.8
+    assert len(tr["candidates"]) == 4 and all("tokens" not in c and "n_tokens" in c for c in tr["candidates"])
+    assert d["usage"]["completion_tokens"] == r.completion_tokens > 0
