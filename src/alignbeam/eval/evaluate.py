@@ -41,11 +41,11 @@ def evaluate(
     systems: Sequence[str | System] = ("draft", "alignbeam"),
     suite: str = "smoke",
     *,
-    prompts: Path | None = None,
+    prompts: str | Path | None = None,
     column: str = "prompt",
     kind: str = "harmful",
-    out: Path | None = None,
-    data_dir: Path | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
     max_new_tokens: int | None = None,
     seed: int | None = None,
     validate_grader: bool = False,
@@ -59,9 +59,10 @@ def evaluate(
     record of how it was started (the command, the model specs) in the folder's config.json."""
     if kind not in ("harmful", "benign"):
         raise AlignBeamError("kind must be harmful or benign")
+    prompts, data_dir = (Path(prompts) if prompts else None), (Path(data_dir) if data_dir else None)
     chosen = [s for spec in systems for s in ([spec] if isinstance(spec, System) else parse_systems([spec]))]
     the_suite, items, lengths = _items(suite, prompts, column, kind, data_dir, max_new_tokens, seed)
-    out_dir = out or output_dir(suite, prompts)
+    out_dir = Path(out) if out else output_dir(suite, prompts)
     grader = G.RefusalGrader(_grader_model(ab))
     validation = _validate_grader(grader, out_dir, data_dir, progress) if validate_grader else None
     info = {"draft": ab.draft.name, "anchor": ab.anchor.name if ab.anchor else None, **(about or {})}
