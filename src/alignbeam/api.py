@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from alignbeam.config import DEFAULT_PRESET, AlignBeamConfig
@@ -78,6 +79,15 @@ class AlignBeam:
         else:
             self.judge = make_judge(load_model(judge, engine=engine))
         self.pipeline = Pipeline(self.draft, self.anchor, self.judge)
+
+    @classmethod
+    def from_config(cls, path: str | Path, **config_overrides: Any) -> AlignBeam:
+        """The pipeline a deployment config file describes: its models and its knobs (the operating point
+        `alignbeam calibrate` wrote among them); `config_overrides` win over the file's knobs."""
+        from alignbeam.configfile import load_config
+
+        deployment = load_config(path)
+        return deployment.model_options().build(**{**deployment.knobs, **config_overrides})
 
     def bridge(self, policy: str = "drop") -> Bridge:
         """The (anchor -> draft) bridge for a policy; the table behind it is built once per pair."""

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from alignbeam.cli.common import err_console
+from alignbeam.cli.configcmd import config_app
 from alignbeam.cli.evaluate import eval_cmd
 from alignbeam.cli.generate import chat, generate
 from alignbeam.cli.models import models_app
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(config_app, name="config")
 app.command()(generate)
 app.command()(chat)
 app.command()(serve)

@@ -15,16 +15,16 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from alignbeam.api import DEFAULT_ANCHOR, DEFAULT_DRAFT, JUDGE_METHODS
+from alignbeam.api import JUDGE_METHODS
 from alignbeam.config import DEFAULT_PRESET, PRESETS, Knob, knobs, preset
+from alignbeam.configfile import load_config
 from alignbeam.engines import ENGINES
-from alignbeam.errors import AlignBeamError
+from alignbeam.modelspec import ModelOptions
 
 
 def _show_default(value: Any) -> str:
@@ -96,77 +96,6 @@ def check_knobs(preset_name: str | None, values: dict[str, Any]) -> None:
 
 
 # -- model options ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelOptions:
-    """Which models a command loads, and how: the same options on every command that loads models."""
-
-    draft: str = DEFAULT_DRAFT
-    anchor: str = DEFAULT_ANCHOR
-    judge: str = "anchor"
-    judge_method: str = "safety"
-    judge_url: str | None = None
-    policy: Path | None = None
-    engine: str = "auto"
-    n_threads: int | None = None
-    preset: str | None = None
-
-    def build(self, console: Any = None, **config_overrides: Any) -> Any:
-        """The AlignBeam pipeline these options describe (config_overrides: its default knobs)."""
-        import os
-
-        from alignbeam.api import AlignBeam
-        from alignbeam.engines import load_model
-        from alignbeam.method.guard import GUARD_FORMATS, EndpointJudge, GuardJudge
-
-        if self.policy is not None:
-            if self.judge_method not in GUARD_FORMATS:
-                raise AlignBeamError(
-                    f"--policy applies to the guard formats ({', '.join(GUARD_FORMATS)}): add --judge-method"
-                )
-            if not self.policy.is_file():
-                raise AlignBeamError(f"--policy {self.policy}: no such file")
-        # llama.cpp's worker threads spin while they wait: with as many threads as cores on a host where something
-        # else runs, every token can take 100x longer, so the thread count is an option of every command.
-        opts = {} if self.n_threads is None else {"n_threads": self.n_threads}
-
-        def load(name: str) -> Any:
-            return load_model(name, engine=self.engine, **opts) if opts else name
-
-        status = console.status(f"loading {self.draft} + {self.anchor} ({self.engine} engine)...") if console else None
-        with status or _nothing():
-            judge: Any
-            if self.judge_url:
-                named = self.judge not in ("anchor", "none")
-                key = os.environ.get("ALIGNBEAM_JUDGE_API_KEY")
-                judge = EndpointJudge(self.judge_url, model=self.judge if named else "default", api_key=key)
-            elif self.policy is not None:
-                judge_model = load_model(
-                    self.anchor if self.judge == "anchor" else self.judge, engine=self.engine, **opts
-                )
-                judge = GuardJudge(judge_model, format=self.judge_method, policy=self.policy.read_text())
-            elif self.judge in ("none", "anchor"):
-                judge = None if self.judge == "none" else "anchor"
-            else:
-                judge = load(self.judge)
-            return AlignBeam(
-                draft=load(self.draft),
-                anchor=load(self.anchor),
-                judge=judge,
-                engine=self.engine,
-                judge_method=self.judge_method,
-                preset=self.preset,
-                **config_overrides,
-            )
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def _model_parameters() -> list[inspect.Parameter]:
     def opt(name: str, default: Any, t: Any, *flags: str, help: str) -> inspect.Parameter:
         o = (
@@ -217,6 +146,32 @@ def _model_parameters() -> list[inspect.Parameter]:
     ]
 
 
+def use_config_file(ctx: typer.Context, value: Path | None) -> Path | None:
+    """`--config FILE`: the file's settings become the command's defaults (flags given still win), read before
+    any other option (click's default_map)."""
+    if value is not None:
+        deployment = load_config(value)
+        ctx.default_map = {**(ctx.default_map or {}), **deployment.flat()}
+    return value
+
+
+def _config_parameter() -> inspect.Parameter:
+    option = typer.Option(
+        "--config",
+        help="A deployment config file (YAML: models, knobs, server; docs/deployment.md); flags override it",
+        is_eager=True,
+        callback=use_config_file,
+        rich_help_panel="Models",
+    )
+    return inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Path | None, option]
+    )
+
+
 def with_models(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds the model options; the command gets `models`: a `ModelOptions`."""
-    return _extend(f, "models", _model_parameters(), lambda values: ModelOptions(**values))
+    """Adds the model options and `--config`; the command gets `models`: a `ModelOptions`."""
+
+    def pack(values: dict[str, Any]) -> ModelOptions:
+        return ModelOptions(**{k: v for k, v in values.items() if k != "config"})
+
+    return _extend(f, "models", [_config_parameter(), *_model_parameters()], pack)
