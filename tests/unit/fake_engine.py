@@ -152,13 +152,61 @@ class ScriptedJudge(Judge):
     def score(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
         return self.score_at_risk(messages, responses, None)
 
+    def p_complies(self, messages: Sequence[Message], responses: Sequence[str]) -> list[float]:
+        return [self.refusal_p_complies if is_refusal(r) else 1.0 for r in responses]
+
+    def combine(self, p_harmful: float, p_complies: Sequence[float]) -> list[float]:
+        """As SafetyJudge.combine: under read_gate nothing is read and every candidate scores alike."""
+        if p_harmful < self.read_gate:
+            return [1.0 + 4.0 * p_harmful for _ in p_complies]
+        return [1.0 + 4.0 * p_harmful * pc for pc in p_complies]
+
     def score_at_risk(
         self, messages: Sequence[Message], responses: Sequence[str], request_risk: float | None
     ) -> list[float]:
         self.scored_at.append(request_risk)
-        risk = request_risk if request_risk is not None else (self._find(self.risks, messages, self.default) or 0.0)
-        return [1 + 4 * risk * (self.refusal_p_complies if is_refusal(r) else 1.0) for r in responses]
+        risk = self._find(self.risks, messages, self.default) or 0.0
+        risk = risk if request_risk is None else max(risk, request_risk)
+        pcs = self.p_complies(messages, responses) if risk >= self.read_gate else [1.0] * len(responses)
+        return self.combine(risk, pcs)
 
     @property
     def refusal_bound(self) -> float | None:
         return 1 + 4 * self.refusal_p_complies
+
+
+REFUSAL = "I cannot help with that."
+HARMFUL = "Sure, here is how: mix the powder."
+#: what the refusal grader's question (eval/grader.py) asks; the scripted anchor, which grades, answers "A" (it
+#: complies) right after the "Answer:" the grader's prompt ends with
+GRADER_QUESTION = "Which describes the RESPONSE best?"
+
+
+def scripted_pair(cross: bool = True) -> tuple[ScriptedModel, ScriptedModel, ScriptedJudge]:
+    """A draft that answers everything (its second choice: a refusal), an anchor that declines what is harmful
+    and answers what is not, and a judge with written request risks."""
+    draft = ScriptedModel(
+        "draft",
+        {
+            "bomb": [HARMFUL, REFUSAL],
+            "lock": ["Pick it with a tension wrench.", REFUSAL],
+            "cake": ["Bake it at 180C for 30 minutes."],
+            "story": ["A dragon story: once, a dragon slept.", REFUSAL],
+            "unsure": ["Ask it: whether to ask is up to you.", REFUSAL],
+        },
+        default=["Here is an answer.", REFUSAL],
+    )
+    anchor = ScriptedModel(
+        "anchor",
+        {
+            GRADER_QUESTION: ["Answer:A"],
+            "bomb": [REFUSAL],
+            "lock": [REFUSAL],
+            "cake": ["Bake at 180C."],
+            "story": ["Once upon a time."],
+        },
+        default=["Here is what I know."],
+        tokenizer=CharTokenizer(reverse=cross),
+    )
+    judge = ScriptedJudge({"bomb": 0.9, "lock": 0.2, "cake": 0.01, "story": 0.2, "unsure": 0.3, "nothing": None})
+    return draft, anchor, judge

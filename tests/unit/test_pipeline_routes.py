@@ -11,41 +11,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from fake_engine import CharTokenizer, ScriptedJudge, ScriptedModel
+from fake_engine import HARMFUL, REFUSAL, scripted_pair
 
 from alignbeam import AlignBeam, Result
 from alignbeam.method.route import recentred
 from alignbeam.method.textrules import is_refusal
 
-REFUSAL = "I cannot help with that."
-HARMFUL = "Sure, here is how: mix the powder."
-
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ALIGNBEAM_CACHE", str(tmp_path))  # the bridge table is cached on disk
-
-
-def pair(cross: bool = True) -> tuple[ScriptedModel, ScriptedModel, ScriptedJudge]:
-    """A draft that answers everything (its second choice: a refusal), an anchor that declines what is harmful
-    and answers what is not, and a judge with written request risks."""
-    draft = ScriptedModel(
-        "draft",
-        {
-            "bomb": [HARMFUL, REFUSAL],
-            "lock": ["Pick it with a tension wrench.", REFUSAL],
-            "cake": ["Bake it at 180C for 30 minutes."],
-        },
-        default=["Here is an answer.", REFUSAL],
-    )
-    anchor = ScriptedModel(
-        "anchor",
-        {"bomb": [REFUSAL], "lock": [REFUSAL], "cake": ["Bake at 180C."], "story": ["Once upon a time."]},
-        default=["Here is what I know."],
-        tokenizer=CharTokenizer(reverse=cross),
-    )
-    judge = ScriptedJudge({"bomb": 0.9, "lock": 0.2, "cake": 0.01, "story": 0.2, "unsure": 0.3, "nothing": None})
-    return draft, anchor, judge
 
 
 def run(ab: AlignBeam, prompt: str | list[dict[str, str]], **kw) -> Result:
@@ -60,7 +35,7 @@ def run(ab: AlignBeam, prompt: str | list[dict[str, str]], **kw) -> Result:
 
 
 def routes(prompts: list[str], **kw) -> Iterator[str | None]:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     for p in prompts:
         tr = ab.generate(p, trace=True, **kw).trace
@@ -69,7 +44,7 @@ def routes(prompts: list[str], **kw) -> Iterator[str | None]:
 
 
 def test_a_clearly_harmless_request_is_the_draft_alone() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     r = run(ab, "How do I bake a cake?")
     assert r.text == "Bake it at 180C for 30 minutes." and r.finish_reason == "stop"
@@ -80,7 +55,7 @@ def test_a_clearly_harmless_request_is_the_draft_alone() -> None:
 
 
 def test_a_flagged_request_gets_the_full_method_and_a_refusal() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     r = run(ab, "How do I build a bomb?")
     tr = r.trace
@@ -92,7 +67,7 @@ def test_a_flagged_request_gets_the_full_method_and_a_refusal() -> None:
 
 
 def test_the_anchor_declines_what_the_classifier_passed() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     r = run(ab, "How do I open a lock I do not own?")
     tr = r.trace
@@ -105,7 +80,7 @@ def test_the_anchor_declines_what_the_classifier_passed() -> None:
 
 
 def test_the_anchor_route_returns_the_refusal_message_when_the_mix_does_not_decline() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     r = run(ab, "How do I open a lock I do not own?", alpha=0.3)  # the draft's share wins the first token
     tr = r.trace
@@ -115,16 +90,16 @@ def test_the_anchor_route_returns_the_refusal_message_when_the_mix_does_not_decl
 
 
 def test_an_anchor_that_answers_lets_the_request_through_with_its_opening_recorded() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     r = run(ab, "Tell me a story about a dragon.")
     tr = r.trace
     assert tr is not None and tr.route == "draft" and tr.anchor_opening and tr.anchor_opening.startswith("Once")
-    assert tr.anchor_refusal == 0.0 and r.text == "Here is an answer."
+    assert tr.anchor_refusal == 0.0 and r.text == "A dragon story: once, a dragon slept."
 
 
 def test_a_stricter_gate_judges_at_the_recentred_risk() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge, gate_threshold=0.2)
     r = run(ab, "I am unsure whether to ask this.")
     tr = r.trace
@@ -140,7 +115,7 @@ def test_a_conversation_ending_in_an_assistant_prefill_gets_the_full_method() ->
 
 
 def test_a_judge_without_a_classifier_warns_once_and_runs_the_full_method() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -152,7 +127,7 @@ def test_a_judge_without_a_classifier_warns_once_and_runs_the_full_method() -> N
 
 def test_without_a_gate_every_request_gets_the_paper_method() -> None:
     assert list(routes(["How do I bake a cake?", "How do I build a bomb?"], gate=False)) == [None, None]
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     r = run(AlignBeam(draft, anchor, judge, preset="paper"), "How do I bake a cake?")
     assert r.trace is not None and r.trace.route is None and len(r.trace.candidates) == 3
     assert judge.request_reads == 0
@@ -160,7 +135,7 @@ def test_without_a_gate_every_request_gets_the_paper_method() -> None:
 
 @pytest.mark.parametrize("cross", [True, False])
 def test_alpha_one_follows_the_anchor_through_the_prefix(cross: bool) -> None:
-    draft, anchor, judge = pair(cross)
+    draft, anchor, judge = scripted_pair(cross)
     ab = AlignBeam(draft, anchor, judge, preset="paper")
     r = run(ab, "How do I build a bomb?", alpha=1.0, n_mix=8, k=1, use_judge=False)
     assert r.text.startswith(REFUSAL[:8]) and r.trace is not None
@@ -169,7 +144,7 @@ def test_alpha_one_follows_the_anchor_through_the_prefix(cross: bool) -> None:
 
 
 def test_early_judging_finishes_only_the_winner() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge, preset="paper")
     r = run(ab, "How do I build a bomb?", judge_after=2)
     tr = r.trace
@@ -179,7 +154,7 @@ def test_early_judging_finishes_only_the_winner() -> None:
 
 
 def test_every_candidate_unsafe_refuses_or_returns_the_safest() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge, preset="paper")
     # without the anchor's pull the one candidate complies; "refuse" answers with the message
     r = run(ab, "How do I build a bomb?", alpha=0.0, k=1, on_all_unsafe="refuse")
@@ -190,7 +165,7 @@ def test_every_candidate_unsafe_refuses_or_returns_the_safest() -> None:
 
 
 def test_the_helpful_selection_does_not_read_plain_refusals() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     read: list[str] = []
     score = judge.score_at_risk
     judge.score_at_risk = lambda m, rs, risk: read.extend(rs) or score(m, rs, risk)  # type: ignore[method-assign]
@@ -202,7 +177,7 @@ def test_the_helpful_selection_does_not_read_plain_refusals() -> None:
 
 
 def test_stop_strings_end_the_answer_without_being_part_of_it() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     r = run(AlignBeam(draft, anchor, judge), "How do I bake a cake?", stop=["180C"])
     assert r.text == "Bake it at " and r.finish_reason == "stop"
 
@@ -213,7 +188,7 @@ def test_candidate_search_grows_k_distinct_beams_and_closes_every_session() -> N
     from alignbeam.method.search import CandidateSearch
     from alignbeam.method.trace import Timer
 
-    draft, anchor, _ = pair()
+    draft, anchor, _ = scripted_pair()
     cfg = AlignBeamConfig(k=3, n_mix=4, max_new_tokens=40)
     messages = [{"role": "user", "content": "How do I build a bomb?"}]
     search = CandidateSearch(draft, anchor, Bridge(anchor.tokenizer, draft.tokenizer), cfg)
@@ -232,7 +207,7 @@ def test_candidate_search_grows_k_distinct_beams_and_closes_every_session() -> N
 
 
 def test_a_search_abandoned_midway_closes_its_sessions() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge, preset="paper", judge_after=2)
     stream = ab.stream("How do I build a bomb?")
     next(stream)  # the winner starts streaming, then the client goes away
@@ -241,7 +216,7 @@ def test_a_search_abandoned_midway_closes_its_sessions() -> None:
 
 
 def test_the_trace_says_what_happened() -> None:
-    draft, anchor, judge = pair()
+    draft, anchor, judge = scripted_pair()
     r = AlignBeam(draft, anchor, judge).generate("How do I build a bomb?", trace=True)
     d = r.to_dict()
     tr = d["trace"]

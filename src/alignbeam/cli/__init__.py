@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from alignbeam.cli.calibrate import calibrate_cmd
 from alignbeam.cli.common import err_console
 from alignbeam.cli.configcmd import config_app
 from alignbeam.cli.evaluate import eval_cmd
@@ -29,6 +30,7 @@ app.command()(generate)
 app.command()(chat)
 app.command()(serve)
 app.command("eval")(eval_cmd)
+app.command("calibrate")(calibrate_cmd)
 
 
 def main() -> None:

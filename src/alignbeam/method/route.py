@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
+from alignbeam.config import AlignBeamConfig
 from alignbeam.engines.base import Model, check_context
 from alignbeam.method.judge import Judge
 from alignbeam.method.opening import Opening, explore_opening
@@ -56,37 +58,23 @@ class Gate:
             req.route = "prefill"  # an assistant prefill is text the answer continues: the classifier cannot read it
             return
         threshold = cfg.gate_threshold if cfg.gate_threshold is not None else judge.gate
-        flagged = risk >= threshold
-        if flagged and risk >= judge.gate:
-            req.route = "classifier"
-            return
-        # a request under the judge's own gate that a stricter gate_threshold flags is still shown to the anchor
-        # first: where the anchor declines, its refusal stands as it would at the judge's gate, so a stricter gate
-        # never refuses less than the default (its full method can pick a complying candidate scored just under
-        # judge_threshold, where the anchor route cannot)
-        opening = self._anchor_check(req, judge)
-        if opening is not None and opening.decline_share >= 0.5:  # greedy: 1 when it declines, else 0
-            # the anchor objects: its refusal stands. One mixed candidate opens in the anchor's words (K beams and
-            # the judge would only confirm it), the relapse cut keeps it a refusal, and a candidate the draft's
-            # share of the mix turned away from declining gets the refusal message (choose.py)
-            req.route, req.anchor_state = "anchor", opening.prompt_state
-            req.cfg = cfg.merged(k=1, use_judge=False, include_draft=False)
-            return
-        state = opening.prompt_state if opening is not None else None  # the full method may start from it
-        if flagged:
-            req.route, req.anchor_state = "classifier", state
-            return
-        # clearly harmless: the draft alone, exactly as without AlignBeam
-        req.route = "draft"
-        req.cfg = cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
+        opening: Opening | None = None
 
-    def _anchor_check(self, req: Request, judge: Judge) -> Opening | None:
-        """The anchor's own opening, read where the classifier is unsure (between the judge's read_gate and its
-        gate): below read_gate the classifier is confident, and the anchor's objections there are its
-        over-refusals (docs/results.md#generalization). The prompt it encodes is kept for the mix."""
+        def anchor_declines() -> bool:
+            nonlocal opening
+            opening = self._anchor_check(req, judge)
+            return opening.decline_share >= 0.5  # greedy: 1 when it declines, else 0
+
+        asks_anchor = bool(cfg.anchor_check) and self.anchor is not None
+        req.route = route_for(risk, threshold, judge.gate, judge.read_gate, asks_anchor, anchor_declines)
+        if opening is not None:  # the anchor's state after the prompt: its route (or the full method) starts there
+            req.anchor_state = opening.prompt_state if req.route != "draft" else None
+        req.cfg = narrowed(cfg, req.route)
+
+    def _anchor_check(self, req: Request, judge: Judge) -> Opening:
+        """The anchor's own greedy opening of its answer; the prompt it encodes is kept for the mix."""
         cfg = req.cfg
-        if not (cfg.anchor_check and self.anchor is not None and req.risk is not None and req.risk >= judge.read_gate):
-            return None
+        assert self.anchor is not None
         with req.timer.phase("anchor_check"):
             req.anchor_ids = ids = self.anchor.tokenizer.encode_chat(req.messages)
             check_context(self.anchor, len(ids), cfg.anchor_check, role="anchor")
@@ -108,6 +96,43 @@ class Gate:
             "benchmarks/request_probe.py; or set gate=False",
             stacklevel=6,
         )
+
+
+def narrowed(cfg: AlignBeamConfig, route: str | None) -> AlignBeamConfig:
+    """The config a route generates with. The anchor route: the anchor objects, so its refusal stands: one mixed
+    candidate opens in the anchor's words (K beams and the judge would only confirm it), the relapse cut keeps it
+    a refusal, and a candidate the draft's share of the mix turned away from declining gets the refusal message
+    (choose.py). The draft route: clearly harmless, the draft alone, exactly as without AlignBeam."""
+    if route == "anchor":
+        return cfg.merged(k=1, use_judge=False, include_draft=False)
+    if route == "draft":
+        return cfg.merged(alpha=0.0, k=1, use_judge=False, include_draft=False)
+    return cfg
+
+
+def route_for(
+    risk: float,
+    threshold: float,
+    gate: float,
+    read_gate: float,
+    anchor_check: bool,
+    anchor_declines: Callable[[], bool],
+) -> str:
+    """The route of a request the classifier read at `risk`: the one decision, for the live gate and for
+    calibration's replay of recorded reads (calibrate/replay.py). `anchor_declines` is asked only where the anchor's
+    opening decides: the classifier is unsure (at or above `read_gate`, under `gate`).
+
+    A request under the judge's own gate that a stricter `threshold` flags is still shown to the anchor first:
+    where the anchor declines, its refusal stands as it would at the judge's gate, so a stricter gate never
+    refuses less than the default (its full method can pick a complying candidate scored just under
+    judge_threshold, where the anchor route cannot). Below read_gate the classifier is confident, and the anchor's
+    objections there are its over-refusals (docs/results.md#generalization)."""
+    flagged = risk >= threshold
+    if flagged and risk >= gate:
+        return "classifier"
+    if anchor_check and risk >= read_gate and anchor_declines():
+        return "anchor"
+    return "classifier" if flagged else "draft"
 
 
 def judged_risk(req: Request, judge: Judge | None) -> float | None:

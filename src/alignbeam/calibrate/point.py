@@ -1,0 +1,112 @@
+"""Choosing the operating point on some rows and saying what it promises on the others.
+
+A figure measured on the rows that chose a setting flatters it. So the traffic is split in two (seeded): the
+point is chosen on the first half, and the over-refusal it promises is measured on the second, which chose
+nothing, with its 95% interval and its row count. Harmful rows are split by family (every other family), so the
+refusal stated beside it is on families that played no part in the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alignbeam.calibrate.replay import Point, Setting, evaluate_point, sweep
+from alignbeam.config import AlignBeamConfig
+from alignbeam.errors import AlignBeamError
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the deployer asks for: at most this over-refusal, or at least this refusal of harmful requests."""
+
+    max_over_refusal: float | None = None
+    min_refusal: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.max_over_refusal is None) == (self.min_refusal is None):
+            raise AlignBeamError("give one target: --max-over-refusal (e.g. 0.02) or --min-refusal (e.g. 0.9)")
+        for v in (self.max_over_refusal, self.min_refusal):
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise AlignBeamError(f"a target is a share between 0 and 1, got {v}")
+
+
+def split(records: Sequence[dict[str, Any]], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(fit, held out): traffic rows halved at random; harmful rows by family, every other family held out (by
+    rows when there is only one family)."""
+    traffic = [r for r in records if not r["harmful"]]
+    order = np.random.default_rng(seed).permutation(len(traffic))
+    half = len(traffic) // 2
+    fit = [traffic[i] for i in order[:half]]
+    held = [traffic[i] for i in order[half:]]
+    harmful = [r for r in records if r["harmful"]]
+    families = sorted({r["family"] for r in harmful})
+    if len(families) > 1:
+        kept = set(families[::2])
+        fit += [r for r in harmful if r["family"] in kept]
+        held += [r for r in harmful if r["family"] not in kept]
+    else:
+        fit += harmful[::2]
+        held += harmful[1::2]
+    return fit, held
+
+
+def choose(points: Sequence[Point], target: Target) -> Point:
+    """The fitted point that meets the target best: the most refusal within the over-refusal cap (or the least
+    over-refusal at the refusal floor); ties go to the cheaper, then the stricter-looking setting."""
+    if target.max_over_refusal is not None:
+        ok = [p for p in points if p.over_refusal <= target.max_over_refusal]
+        key = lambda p: (-p.refusal, p.over_refusal, p.latency_x)  # noqa: E731
+    else:
+        ok = [p for p in points if p.refusal >= (target.min_refusal or 0.0)]
+        key = lambda p: (p.over_refusal, -p.refusal, p.latency_x)  # noqa: E731
+    if not ok:
+        best = (
+            min(points, key=lambda p: p.over_refusal)
+            if target.max_over_refusal is not None
+            else max(points, key=lambda p: p.refusal)
+        )
+        raise AlignBeamError(
+            f"no operating point meets the target on the fitting rows (closest: over-refusal "
+            f"{best.over_refusal:.1%}, refusal {best.refusal:.1%} at {best.setting}): relax it or add rows"
+        )
+    return min(ok, key=key)
+
+
+@dataclass
+class Choice:
+    """The chosen setting, its figures on the rows that chose it, and what it promises on the held-out rows."""
+
+    setting: Setting
+    fitted: Point
+    held_out: Point
+    target: Target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "setting": self.fitted.to_dict()["setting"],
+            "target": {k: v for k, v in vars(self.target).items() if v is not None},
+            "fitted": self.fitted.to_dict(),
+            "promised": self.held_out.to_dict(),
+        }
+
+
+def operating_point(
+    records: Sequence[dict[str, Any]],
+    settings: Sequence[Setting],
+    judge: Any,
+    base: AlignBeamConfig,
+    target: Target,
+    seed: int = 0,
+) -> tuple[Choice, list[Point]]:
+    """Choose on the fitting half, measure on the held-out half; also every point on all rows (the frontier)."""
+    fit, held = split(records, seed)
+    if not any(not r["harmful"] for r in held) or not any(r["harmful"] for r in held):
+        raise AlignBeamError("too few rows to hold any out: calibration needs traffic and harmful rows, several each")
+    chosen = choose(sweep(fit, settings, judge, base), target)
+    return Choice(chosen.setting, chosen, evaluate_point(held, chosen.setting, judge, base), target), sweep(
+        records, settings, judge, base
+    )

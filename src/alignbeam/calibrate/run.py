@@ -1,0 +1,111 @@
+"""`calibrate()`: record a deployer's traffic and harmful sets once, replay every operating point, choose one.
+
+Records are appended to `records.jsonl` as they are made, so an interrupted calibration resumes where it stopped
+(a rerun skips the rows it has); the sweep, the choice, the report and the config file are remade from all the
+records at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignbeam.api import AlignBeam
+from alignbeam.calibrate.point import Choice, Target, operating_point
+from alignbeam.calibrate.record import Recorder
+from alignbeam.calibrate.replay import GATES, Point, frontier, grid
+from alignbeam.calibrate.report import write_report
+from alignbeam.calibrate.rows import Row
+from alignbeam.eval.runner import read_records
+
+#: progress(done, total, what)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Calibration:
+    out_dir: Path
+    choice: Choice
+    points: list[Point]
+    frontier: list[Point]
+    records: list[dict[str, Any]]
+    sweep_seconds: float
+    config_path: Path | None = None
+
+
+def record_all(ab: AlignBeam, rows: Sequence[Row], out_dir: Path, progress: Progress | None = None) -> list[dict]:
+    """Every row's record, resuming from `out_dir/records.jsonl`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "records.jsonl"
+    done = {r["id"]: r for r in read_records(path)}
+    recorder = Recorder(ab, ab.config, min(GATES))
+    if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        with open(path, "a") as f:
+            f.write("\n")  # a run killed mid-line: the next record starts on a line of its own
+    with open(path, "a") as f:
+        try:
+            for i, row in enumerate(rows):
+                if row.id not in done:
+                    done[row.id] = recorder.record(row)
+                    f.write(json.dumps(done[row.id], ensure_ascii=False) + "\n")
+                    f.flush()
+                if progress:
+                    progress(i + 1, len(rows), row.family)
+        finally:
+            recorder.close()
+    ids = {r.id for r in rows}
+    return [r for r in done.values() if r["id"] in ids]
+
+
+def calibrate(
+    ab: AlignBeam,
+    rows: Sequence[Row],
+    target: Target,
+    out_dir: str | Path,
+    *,
+    write_config: str | Path | None = None,
+    models: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Calibration:
+    """Record `rows` (traffic and harmful) through `ab`, sweep the decision knobs, choose the point that meets
+    `target` on half the traffic, and promise its over-refusal on the other half. Writes the records, the sweep,
+    a report with a plot, and (with `write_config`) a deployment config file at the chosen point."""
+    out = Path(out_dir)
+    records = record_all(ab, rows, out, progress)
+    t0 = time.perf_counter()
+    choice, points = operating_point(records, grid(), ab.judge, ab.config, target, seed)
+    seconds = time.perf_counter() - t0
+    cal = Calibration(out, choice, points, frontier(points), records, seconds)
+    if write_config is not None:
+        cal.config_path = Path(write_config)
+        _write_config(cal, ab, models or {})
+    write_report(cal)
+    return cal
+
+
+def _write_config(cal: Calibration, ab: AlignBeam, models: dict[str, Any]) -> None:
+    from alignbeam.configfile import dump
+
+    knobs = {k: v for k, v in ab.config.to_dict().items() if v != type(ab.config)().to_dict()[k]}
+    check = ab.config.anchor_check or 12
+    knobs.update(cal.choice.setting.knobs(check))
+    held = cal.choice.held_out
+    calibration = {
+        "target": cal.choice.to_dict()["target"],
+        "promised_over_refusal": round(held.over_refusal, 4),
+        "promised_over_refusal_ci95": [round(x, 4) for x in held.over_refusal_ci],
+        "held_out_traffic_rows": held.n_traffic,
+        "refusal_on_held_out_harmful_families": round(held.refusal, 4),
+        "refusal_ci95": [round(x, 4) for x in held.refusal_ci],
+        "held_out_harmful_rows": held.n_harmful,
+        "median_latency_x_draft": held.latency_x,
+        "report": str(cal.out_dir / "report.md"),
+    }
+    assert cal.config_path is not None
+    cal.config_path.parent.mkdir(parents=True, exist_ok=True)
+    cal.config_path.write_text(dump({"models": models, "knobs": knobs, "calibration": calibration}))
