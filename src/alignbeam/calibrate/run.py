@@ -91,7 +91,9 @@ def calibrate(
 def _write_config(cal: Calibration, ab: AlignBeam, models: dict[str, Any]) -> None:
     from alignbeam.configfile import dump
 
-    knobs = {k: v for k, v in ab.config.to_dict().items() if v != type(ab.config)().to_dict()[k]}
+    paper = type(ab.config)().to_dict()
+    # the response length only bounds what calibration reads (refusal shows in the opening): not a deployment choice
+    knobs = {k: v for k, v in ab.config.to_dict().items() if v != paper[k] and k != "max_new_tokens"}
     check = ab.config.anchor_check or 12
     knobs.update(cal.choice.setting.knobs(check))
     held = cal.choice.held_out

@@ -1,0 +1,50 @@
+"""Writes stand-in deployment traffic from the data folder, as the server would receive it (chat request bodies).
+
+A deployer calibrates on their own requests; to show the loop here, two kinds of traffic are drawn from the utility
+sets (never from anything the classifier or a threshold was fitted on):
+  clinic   MedQA, MedMCQA and PubMedQA questions, as a clinic's assistant would get them
+  code     HumanEval and MBPP tasks, as a coding assistant would get them
+Each kind is written in two disjoint files from one seeded permutation: `calibrate` (what `alignbeam calibrate`
+reads) and `check` (rows calibration never read, for measuring the served config afterwards).
+
+Usage: python benchmarks/traffic.py clinic --calibrate 200 --check 100 --out runs/traffic
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from alignbeam.eval import datasets as D
+
+KINDS = {"clinic": ("medqa", "medmcqa", "pubmedqa"), "code": ("humaneval", "mbpp")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=sorted(KINDS))
+    ap.add_argument("--calibrate", type=int, default=200, help="rows for calibration")
+    ap.add_argument("--check", type=int, default=100, help="rows kept apart for the check")
+    ap.add_argument("--out", type=Path, default=Path("runs/traffic"))
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    sets = KINDS[a.kind]
+    per_set = -(-(a.calibrate + a.check) // len(sets))
+    items = [it for name in sets for it in D.load(name, n=per_set, seed=a.seed)]
+    # interleave the sets, so both files hold every set in proportion
+    items = [items[i + j * per_set] for i in range(per_set) for j in range(len(sets)) if i + j * per_set < len(items)]
+    a.out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for part, rows in (("calibrate", items[: a.calibrate]), ("check", items[a.calibrate : a.calibrate + a.check])):
+        path = a.out / f"{a.kind}-{part}.jsonl"
+        with open(path, "w") as f:
+            for it in rows:
+                f.write(json.dumps({"id": it.id, "messages": [{"role": "user", "content": it.prompt}]}) + "\n")
+        counts[part] = len(rows)
+    print(json.dumps({"kind": a.kind, "sets": sets, **counts, "out": str(a.out)}))
+
+
+if __name__ == "__main__":
+    main()
