@@ -7,28 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from alignbeam.engines import registry
+from alignbeam import store
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def require_embedded(name: str) -> None:
     """Integration tests fail (not skip) without the models: CI must never pass by testing nothing."""
-    m = registry.EMBEDDED[name]
+    m = store.EMBEDDED[name]
     if not m.is_ready():
-        registry.assemble(m)
+        store.assemble(m)
 
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_folder() -> Path:
     """A real tokenizer (SmolLM2's, converted from its GGUF once) for tests on tiny locally built models."""
-    from alignbeam.engines.hf import _converted_folder
-    from alignbeam.engines.registry import resolve
+    from alignbeam.engines.hf import converted_folder
+    from alignbeam.store import resolve
 
     require_embedded("smollm2-135m")
     import torch
 
-    return _converted_folder(resolve("smollm2-135m"), torch.float32)
+    return converted_folder(resolve("smollm2-135m"), torch.float32)
 
 
 def build_tiny_llama(tokenizer_folder: Path, n_ctx: int):  # type: ignore[no-untyped-def]
@@ -80,7 +80,7 @@ class LlamaServer:
 
         require_embedded(model)
         self.model = model
-        self.path = registry.resolve(model).path
+        self.path = store.resolve(model).path
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

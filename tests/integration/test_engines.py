@@ -138,7 +138,7 @@ def test_hf_tokenizer_round_trips_gemma() -> None:
     from transformers import AutoTokenizer
 
     from alignbeam.engines.hf import HFTokenizer
-    from alignbeam.engines.registry import resolve
+    from alignbeam.store import resolve
 
     require_embedded("gemma3-270m")
     path = Path(resolve("gemma3-270m").path)

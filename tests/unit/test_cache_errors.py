@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +24,15 @@ import pytest
 from tests.conftest import flip_bytes
 from typer.testing import CliRunner
 
+from alignbeam import store
 from alignbeam.cli import app
-from alignbeam.engines import registry
 from alignbeam.engines.base import Tokenizer
 from alignbeam.errors import AlignBeamError, ModelLoadError
 from alignbeam.method import bridge as bridge_mod
 from alignbeam.method.bridge import BridgeTable
+from alignbeam.paths import cache_dir
 
-SMOL = registry.EMBEDDED["smollm2-135m"]
+SMOL = store.EMBEDDED["smollm2-135m"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -75,14 +76,16 @@ def _pair() -> tuple[ToyTokenizer, ToyTokenizer]:
 
 def _bridge_file() -> Path:
     anchor, draft = _pair()
-    return registry.cache_dir() / "bridge" / f"{anchor.fingerprint()}-{draft.fingerprint()}-v1.npz"
+    return cache_dir() / "bridge" / f"{anchor.fingerprint()}-{draft.fingerprint()}-v1.npz"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(bridge_mod, "_bridge_memory", {})
     monkeypatch.setattr(bridge_mod, "_bridge_warned", set())
-    monkeypatch.setattr(registry, "_memo", {})
+    store.forget_verified()
+    yield
+    store.forget_verified()
 
 
 def _one_line(e: BaseException) -> str:
@@ -96,7 +99,7 @@ def _one_line(e: BaseException) -> str:
 
 @pytest.fixture
 def smol_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    src = registry._part_path(SMOL.parts[0])
+    src = store.part_path(SMOL.parts[0])
     if src is None:
         pytest.skip(f"needs the installed smollm2-135m package ({SMOL.pip_hint})")
     monkeypatch.setenv("ALIGNBEAM_CACHE", str(tmp_path / "cache"))
@@ -107,29 +110,27 @@ def smol_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_flipped_bytes_in_real_weights_are_repaired(smol_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert registry.quick_state(SMOL) == "unverified"
-    assert registry.resolve("smollm2-135m").path == str(smol_cache)  # first load: full hash, recorded
-    assert registry.quick_state(SMOL) == "ok"
+    assert store.quick_state(SMOL) == "unverified"
+    assert store.resolve("smollm2-135m").path == str(smol_cache)  # first load: full hash, recorded
+    assert store.quick_state(SMOL) == "ok"
     flip_bytes(smol_cache, 40_000_000, 64 << 10)  # 64 KiB inside the weights
-    assert registry.quick_state(SMOL) == "modified"
+    assert store.quick_state(SMOL) == "modified"
     result = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "300"})
     assert result.exit_code == 0 and "damaged" in result.output
     with caplog.at_level(logging.WARNING, logger="alignbeam.registry"):
-        assert registry.resolve("smollm2-135m").path == str(smol_cache)
+        assert store.resolve("smollm2-135m").path == str(smol_cache)
     assert "damaged" in caplog.text and "re-assembling it from the installed packages" in caplog.text
-    assert registry.file_sha256(smol_cache) == SMOL.sha256
-    assert registry.quick_state(SMOL) == "ok"
+    assert store.file_sha256(smol_cache) == SMOL.sha256
+    assert store.quick_state(SMOL) == "ok"
 
 
 def test_flipped_bytes_without_parts_give_a_clear_error(smol_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same real file, registered without installed parts: it cannot be repaired, so it is refused."""
-    orphan = registry.EmbeddedModel(
-        **{**SMOL.__dict__, "parts": (registry.Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),)}
-    )
-    monkeypatch.setitem(registry.EMBEDDED, "smollm2-135m", orphan)
+    orphan = store.EmbeddedModel(**{**SMOL.__dict__, "parts": (store.Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),)})
+    monkeypatch.setitem(store.EMBEDDED, "smollm2-135m", orphan)
     flip_bytes(smol_cache, 60_000_000, 64 << 10)
     with pytest.raises(ModelLoadError) as e:
-        registry.resolve("smollm2-135m")
+        store.resolve("smollm2-135m")
     msg = _one_line(e.value)
     assert "damaged" in msg and "alignbeam models pull --force smollm2-135m" in msg and SMOL.pip_hint in msg
 
@@ -142,11 +143,11 @@ def test_models_verify_reports_ok_damaged_missing(smol_cache: Path) -> None:
     flip_bytes(smol_cache, 1_000_000, 16)
     # restore the mtime: only the full re-hash of `verify` can see this, the cheap check cannot
     st = smol_cache.stat()
-    os.utime(smol_cache, ns=(st.st_atime_ns, registry._load_record(SMOL, st)["mtime_ns"]))
+    os.utime(smol_cache, ns=(st.st_atime_ns, store.load_record(SMOL, st)["mtime_ns"]))
     result = runner.invoke(app, ["models", "verify", "smollm2-135m"])
     assert result.exit_code == 1
     assert "smollm2-135m: damaged" in result.output and "pull --force smollm2-135m" in result.output
-    assert registry.quick_state(SMOL) == "damaged"  # recorded: `list` and the next load know it
+    assert store.quick_state(SMOL) == "damaged"  # recorded: `list` and the next load know it
     result = runner.invoke(app, ["models", "verify", "no-such-model"])
     assert result.exit_code == 2
 
@@ -207,7 +208,7 @@ def test_cache_that_is_a_file(
     assert len(warnings) == 1 and f"{blocker} is a file, not a directory" in warnings[0]
     # models: nothing is there and nothing can be written: one line that says what to do
     with pytest.raises(AlignBeamError) as e:
-        registry.assemble(SMOL)
+        store.assemble(SMOL)
     msg = _one_line(e.value)
     assert f"ALIGNBEAM_CACHE={root}" in msg and "is a file, not a directory" in msg and "writable directory" in msg
     # the CLI prints it as a line, no traceback
@@ -237,19 +238,19 @@ def test_bridge_without_disk_never_touches_the_cache(cache: Path) -> None:
 
 _RO_SCRIPT = """
 from collections.abc import Sequence
-from alignbeam.engines import registry
+from alignbeam import store
 from alignbeam.engines.base import Tokenizer
 from alignbeam.method.bridge import BridgeTable
 from alignbeam.errors import AlignBeamError
 {toy}
 {pair}
-r = registry.resolve("smollm2-135m")  # verified (record cannot be written: kept in memory)
-assert registry.quick_state(registry.EMBEDDED["smollm2-135m"]) == "ok"
+r = store.resolve("smollm2-135m")  # verified (record cannot be written: kept in memory)
+assert store.quick_state(store.EMBEDDED["smollm2-135m"]) == "ok"
 a, d = _pair()
 t = BridgeTable.load_or_build(a, d)
 assert BridgeTable.load_or_build(a, d) is t
 try:
-    registry.assemble(registry.EMBEDDED["gemma3-270m"])
+    store.assemble(store.EMBEDDED["gemma3-270m"])
 except AlignBeamError as e:
     print("ERROR:", e)
 print("RESOLVED:", r.path)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from tests.conftest import require_embedded
 
-from alignbeam.engines.protocols import PROTOCOLS, LlamaServer, OpenAICompletions, SGLang, TopLogprobs
-from alignbeam.engines.remote import OUTSIDE_GAP, RemoteSpec, _message
+from alignbeam.engines.remote import OUTSIDE_GAP, RemoteSpec
+from alignbeam.engines.remote.protocols import PROTOCOLS, LlamaServer, OpenAICompletions, SGLang, TopLogprobs
+from alignbeam.engines.remote.wire import message
 from alignbeam.errors import ModelLoadError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "protocols"
@@ -20,6 +21,15 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "protocols"
 
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+class VocabOnly:
+    """The little of a tokenizer a RemoteModel reads when it is only asked for next-token lists."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        self.eot_id = 0
+        self.eog_ids = frozenset({0})
 
 
 def test_vllm_request_asks_for_token_ids_and_parses_the_documented_answer() -> None:
@@ -85,9 +95,9 @@ def test_error_messages_are_read_from_both_error_shapes() -> None:
     nested = httpx.Response(400, json=fixture("vllm")["error"])
     flat = httpx.Response(400, json={"object": "error", "message": "bad logprobs", "code": 400})
     text = httpx.Response(502, text="<html>bad gateway</html>")
-    assert "greater than max allowed" in _message(nested)
-    assert _message(flat) == "bad logprobs"
-    assert "bad gateway" in _message(text)
+    assert "greater than max allowed" in message(nested)
+    assert message(flat) == "bad logprobs"
+    assert "bad gateway" in message(text)
 
 
 def test_model_urls() -> None:
@@ -112,9 +122,9 @@ def test_model_urls() -> None:
 def test_top_n_becomes_a_full_vocabulary_vector_with_the_rest_far_below() -> None:
     from alignbeam.engines.remote import RemoteModel
 
-    model = RemoteModel.__new__(RemoteModel)
-    model._vocab, model.spec, model.protocol, model.served = 10, RemoteSpec.parse("http://h:1"), LlamaServer(), ""
-    v = model._dense(TopLogprobs([3, 7, 42], [-0.1, -2.5, -0.2]))  # 42 is outside this vocabulary: dropped
+    model = RemoteModel(RemoteSpec.parse("http://h:1"), VocabOnly(10), LlamaServer(), "", 4096)
+    v = model.dense(TopLogprobs([3, 7, 42], [-0.1, -2.5, -0.2]))  # 42 is outside this vocabulary: dropped
+    model.close()
     assert v.shape == (10,) and v[3] == pytest.approx(-0.1) and v[7] == pytest.approx(-2.5)
     assert np.all(np.delete(v, [3, 7]) == pytest.approx(-2.5 - OUTSIDE_GAP))
 
@@ -134,9 +144,9 @@ def test_a_named_protocol_loads_while_the_backend_is_down() -> None:
 
 # -- streamed continuations and named tokens -----------------------------------------------------------------
 def _pieces(proto: object, lines: list[str]) -> list:
-    from alignbeam.engines.remote import _event
+    from alignbeam.engines.remote.wire import event
 
-    return [proto.parse_piece(d) for d in (_event(line) for line in lines) if d is not None]  # type: ignore[attr-defined]
+    return [proto.parse_piece(d) for d in (event(line) for line in lines) if d is not None]  # type: ignore[attr-defined]
 
 
 def _read(pieces_per_call: list[list], fills: list | None = None, limit: int = 8) -> tuple[list[int], str, list]:
@@ -146,7 +156,7 @@ def _read(pieces_per_call: list[list], fills: list | None = None, limit: int = 8
     import threading
 
     from alignbeam.engines.base import Sampling
-    from alignbeam.engines.remote import _END, _Stream
+    from alignbeam.engines.remote.streams import END, Stream
 
     calls: list = []
     streams, fill = iter(pieces_per_call), iter(fills or [])
@@ -154,23 +164,23 @@ def _read(pieces_per_call: list[list], fills: list | None = None, limit: int = 8
     class Scripted:
         spec = RemoteSpec.parse("http://h:1?retries=2")
 
-        def _complete(self, prompt, n, sampling, seed, cancel):
+        def stream_completion(self, prompt, n, sampling, seed, cancel):
             calls.append(("stream", list(prompt), n))
             yield from next(streams)
 
-        def _complete_once(self, prompt, n, sampling, seed):
+        def complete_once(self, prompt, n, sampling, seed):
             calls.append(("once", list(prompt), n))
             return next(fill)
 
-    st = _Stream.__new__(_Stream)
+    st = Stream.__new__(Stream)
     st.model, st.cancel, st.q = Scripted(), threading.Event(), queue.SimpleQueue()
-    st._run([1, 2], limit, Sampling(), None)
+    st.run([1, 2], limit, Sampling(), None)
     out = []
     while True:
         item = st.q.get_nowait()
         if isinstance(item, Exception):
             raise item
-        if isinstance(item, tuple) and item[0] is _END:
+        if isinstance(item, tuple) and item[0] is END:
             return out, item[1], calls
         out.append(item)
 
@@ -203,7 +213,7 @@ def test_llama_server_recorded_stream() -> None:
 
 
 def test_a_gap_in_a_llama_server_stream_is_filled_without_streaming() -> None:
-    from alignbeam.engines.protocols import Piece
+    from alignbeam.engines.remote.protocols import Piece
 
     # token 3 ended inside a UTF-8 character: its id never came; the chunk of token 4 says 3 were generated
     first = [Piece([10], 1), Piece([11], 2), Piece([13], 4)]
@@ -213,16 +223,16 @@ def test_a_gap_in_a_llama_server_stream_is_filled_without_streaming() -> None:
 
 
 def test_a_stream_that_breaks_off_resumes_from_what_it_sent() -> None:
-    from alignbeam.engines.protocols import Piece
-    from alignbeam.engines.remote import _BrokeOff
+    from alignbeam.engines.remote.protocols import Piece
+    from alignbeam.engines.remote.wire import BrokeOff
 
     def broken():
         yield Piece([10], 1)
-        raise _BrokeOff("llama-server at http://h:1 broke off", "llama-server at http://h:1")
+        raise BrokeOff("llama-server at http://h:1 broke off", "llama-server at http://h:1")
 
     ids, end, calls = _read([broken(), [Piece([11], 1), Piece([12], 2, "length")]], limit=3)
     assert ids == [10, 11, 12] and end == "length" and calls[1] == ("stream", [1, 2, 10], 2)
-    with pytest.raises(_BrokeOff):
+    with pytest.raises(BrokeOff):
         _read([broken(), broken(), broken(), broken()], limit=3)  # retries=2: the third break is raised
 
 
@@ -248,12 +258,12 @@ def test_sglang_named_tokens_request_and_answer() -> None:
 
 
 def test_server_sent_event_lines() -> None:
-    from alignbeam.engines.remote import _event
+    from alignbeam.engines.remote.wire import event
 
-    assert _event('data: {"a": 1}') == {"a": 1} and _event("data: [DONE]") is None
-    assert _event("") is None and _event(": keep-alive") is None and _event("event: message") is None
+    assert event('data: {"a": 1}') == {"a": 1} and event("data: [DONE]") is None
+    assert event("") is None and event(": keep-alive") is None and event("event: message") is None
     with pytest.raises(ValueError, match="not a server-sent event"):
-        _event("<html>bad gateway</html>")
+        event("<html>bad gateway</html>")
 
 
 def _replaying_model(named_answer: dict | None) -> object:
@@ -272,13 +282,8 @@ def _replaying_model(named_answer: dict | None) -> object:
         data = named_answer if named_answer is not None and "logprob_token_ids" in body else top
         return httpx.Response(200, json={**data, "choices": data["choices"][: len(body["prompt"])]})
 
-    m = RemoteModel.__new__(RemoteModel)
-    m.spec, m.protocol, m.served, m._vocab = RemoteSpec.parse("http://h:1?retries=0"), OpenAICompletions(), "m", 20000
-    m._client = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://h:1")
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    m._pool, m._lock, m.requests, m.named = ThreadPoolExecutor(2), threading.Lock(), 0, True
+    client = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://h:1")
+    m = RemoteModel(RemoteSpec.parse("http://h:1?retries=0"), VocabOnly(20000), OpenAICompletions(), "m", 4096, client)
     m.sent = sent  # type: ignore[attr-defined]
     m.sessions = [RemoteSession(m, [785, 6722, 315, 9625, 374]), RemoteSession(m, [16, 488, 16, 284])]  # type: ignore[attr-defined]
     return m

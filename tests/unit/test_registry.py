@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import flip_bytes
 
-from alignbeam.engines import registry
-from alignbeam.engines.registry import EmbeddedModel, Part, assemble, resolve
+from alignbeam import store
 from alignbeam.errors import ModelLoadError
+from alignbeam.store import EmbeddedModel, Part, assemble, resolve
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_resolve_kinds(tmp_path: Path) -> None:
 
 
 def test_embedded_table_is_consistent() -> None:
-    for m in registry.EMBEDDED.values():
+    for m in store.EMBEDDED.values():
         assert len(m.sha256) == 64 and m.size > 0 and m.parts
 
 
@@ -117,32 +117,32 @@ def test_assembly_records_the_hash_and_later_loads_trust_it(fake_model: Embedded
     path = assemble(fake_model)
     rec = fake_model.record_path()
     assert rec.is_file() and fake_model.sha256 in rec.read_text()
-    assert registry.quick_state(fake_model) == "ok"
+    assert store.quick_state(fake_model) == "ok"
     # What the record trusts is (size, mtime_ns, inode): bytes changed under a restored mtime are not re-read by a
     # load, only by a full re-hash (`alignbeam models verify`). This shows the record is used instead of a hash.
     st = path.stat()
     flip_bytes(path, 100, 10)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    registry._memo.clear()
-    assert registry.verify(fake_model) == "ok"
-    assert registry.verify(fake_model, rehash=True) == "damaged"
-    assert registry.quick_state(fake_model) == "damaged"  # the re-hash was recorded
+    store.forget_verified()
+    assert store.verify(fake_model) == "ok"
+    assert store.verify(fake_model, rehash=True) == "damaged"
+    assert store.quick_state(fake_model) == "damaged"  # the re-hash was recorded
 
 
 def test_changed_file_is_rehashed_and_reassembled(
     fake_model: EmbeddedModel, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.EMBEDDED, "fake", fake_model)
+    monkeypatch.setitem(store.EMBEDDED, "fake", fake_model)
     path = assemble(fake_model)
     good = path.read_bytes()
     flip_bytes(path, 4096, 64)
-    assert registry.quick_state(fake_model) == "modified"
+    assert store.quick_state(fake_model) == "modified"
     assert not fake_model.is_ready()
     with caplog.at_level(logging.WARNING, logger="alignbeam.registry"):
         assert resolve("fake").path == str(path)  # the load path: re-hashed, found damaged, re-assembled
     assert "damaged" in caplog.text and "re-assembling" in caplog.text
     assert path.read_bytes() == good
-    assert registry.quick_state(fake_model) == "ok"
+    assert store.quick_state(fake_model) == "ok"
     assert _leftovers(fake_model) == []
 
 
@@ -150,7 +150,7 @@ def test_damaged_file_without_parts_is_never_used(fake_model: EmbeddedModel, mon
     path = assemble(fake_model)
     flip_bytes(path, 10, 5)
     gone = dataclasses.replace(fake_model, parts=(Part("no_such_pkg_xyz", "x.bin", "no-such-pkg"),))
-    monkeypatch.setitem(registry.EMBEDDED, "fake", gone)
+    monkeypatch.setitem(store.EMBEDDED, "fake", gone)
     with pytest.raises(ModelLoadError, match=r"damaged.*alignbeam models pull --force fake") as e:
         resolve("fake")
     assert "\n" not in str(e.value)
@@ -160,14 +160,14 @@ def test_damaged_file_without_parts_is_never_used(fake_model: EmbeddedModel, mon
     with pytest.raises(ModelLoadError, match="damaged"):
         load_model("fake", reuse=False)
     # the bad hash is recorded: the next load fails without reading the weights again, and so does `list`
-    assert registry.quick_state(gone) == "damaged"
+    assert store.quick_state(gone) == "damaged"
 
 
 def test_truncated_file_is_damaged_without_hashing(fake_model: EmbeddedModel) -> None:
     path = assemble(fake_model)
     with open(path, "r+b") as f:
         f.truncate(100)
-    assert registry.quick_state(fake_model) == "damaged"
+    assert store.quick_state(fake_model) == "damaged"
     assert assemble(fake_model).stat().st_size == fake_model.size
 
 
@@ -177,23 +177,23 @@ def test_file_written_just_before_its_hash_is_hashed_again(fake_model: EmbeddedM
     data = path.read_bytes()
     path.unlink()
     path.write_bytes(data)  # a fresh copy: mtime = now
-    registry._memo.clear()
-    assert registry.verify(fake_model) == "ok"
-    assert registry.quick_state(fake_model) == "unverified"  # hashed again on the next load
+    store.forget_verified()
+    assert store.verify(fake_model) == "ok"
+    assert store.quick_state(fake_model) == "unverified"  # hashed again on the next load
     old = path.stat().st_mtime_ns - 5_000_000_000
     os.utime(path, ns=(old, old))
-    assert registry.verify(fake_model) == "ok"
-    assert registry.quick_state(fake_model) == "ok"
+    assert store.verify(fake_model) == "ok"
+    assert store.quick_state(fake_model) == "ok"
 
 
 def test_record_that_cannot_be_written_is_kept_for_the_process(fake_model: EmbeddedModel) -> None:
     path = assemble(fake_model)
     fake_model.record_path().unlink()
     fake_model.record_path().mkdir()  # the sidecar's place is taken: writing it fails with a real OSError
-    registry._memo.clear()
+    store.forget_verified()
     old = path.stat().st_mtime_ns - 5_000_000_000
     os.utime(path, ns=(old, old))
-    assert registry.quick_state(fake_model) == "unverified"
-    assert registry.verify(fake_model) == "ok"
-    assert registry.quick_state(fake_model) == "ok"  # from this process's memory
+    assert store.quick_state(fake_model) == "unverified"
+    assert store.verify(fake_model) == "ok"
+    assert store.quick_state(fake_model) == "ok"  # from this process's memory
     assert _leftovers(fake_model) == []

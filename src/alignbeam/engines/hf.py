@@ -18,12 +18,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from alignbeam.engines import chat
-from alignbeam.engines.base import Message, Model, ModelInfo, Session, Snapshot, Tokenizer
-from alignbeam.engines.registry import ResolvedModel, cache_dir
-from alignbeam.errors import AlignBeamError, ContextOverflowError, ModelLoadError
+from alignbeam.engines.base import Message, ModelInfo, Session, Snapshot, Tokenizer
+from alignbeam.engines.local import LocalModel, LocalSession
+from alignbeam.errors import ModelLoadError
+from alignbeam.paths import cache_dir
+from alignbeam.store import ResolvedModel
 
 
 class HFTokenizer(Tokenizer):
@@ -89,63 +89,37 @@ class HFTokenizer(Tokenizer):
         return chat.render(chat.CHATML if has_chatml else chat.PLAIN, messages, add_generation_prompt)
 
 
-class HFSession(Session):
+class HFSession(LocalSession):
+    """A transformers session: its own `DynamicCache` of batch size 1."""
+
+    model: HFModel
+
     def __init__(self, model: HFModel) -> None:
-        self.model = model
-        self.tokens = []
-        self.cache = model._new_cache()
-        self._logits: np.ndarray | None = None
-        self._closed = False
-
-    def logits(self) -> np.ndarray:
-        self._check()
-        if self._logits is None:
-            if not self.tokens:
-                raise AlignBeamError("an empty session has no next-token logits: extend it with a prompt first")
-            last = self.tokens[-1]
-            self.truncate(len(self.tokens) - 1)
-            self.extend([last])
-        assert self._logits is not None
-        return self._logits
-
-    def extend(self, tokens: Sequence[int]) -> None:
-        self._check()
-        if tokens:
-            self.model.step([self], [tokens])
+        super().__init__(model)
+        self.cache = model.new_cache()
 
     def fork(self) -> HFSession:
-        self._check()
+        self.check_open()
         child = HFSession(self.model)
         child.tokens = list(self.tokens)
-        child._logits = self._logits
+        child.next_logits = self.next_logits
         for li, layer in enumerate(self.cache.layers):
             if layer.is_initialized:
                 child.cache.update(layer.keys.clone(), layer.values.clone(), li)
         return child
 
-    def truncate(self, n: int) -> None:
-        self._check()
-        if n < 0 or n > len(self.tokens):
-            raise ValueError(f"cannot truncate a session of {len(self.tokens)} tokens to {n}")
-        if n == len(self.tokens):
-            return
+    def drop_kv(self, n: int) -> None:
         if n == 0:
-            self.cache = self.model._new_cache()
+            self.cache = self.model.new_cache()
         else:
             self.cache.crop(n - len(self.tokens))
-        del self.tokens[n:]
-        self._logits = None
 
     def close(self) -> None:
-        self._closed = True
+        self.closed = True
         self.cache = None
 
-    def _check(self) -> None:
-        if self._closed:
-            raise AlignBeamError("this session was closed")
 
-
-class HFModel(Model):
+class HFModel(LocalModel[HFSession]):
     def __init__(self, model, tokenizer, name: str, path: str, n_ctx: int | None = None) -> None:
         import torch
 
@@ -167,17 +141,15 @@ class HFModel(Model):
             n_params=sum(p.numel() for p in model.parameters()),
         )
 
-    def _new_cache(self):
+    def new_cache(self):
+        """An empty KV cache for one session."""
         from transformers import DynamicCache
 
         # No config on purpose: full (not sliding-window) layers, so any prefix can be cropped back to.
         return DynamicCache()
 
-    def session(self, tokens: Sequence[int] = ()) -> HFSession:
-        s = HFSession(self)
-        if tokens:
-            s.extend(tokens)
-        return s
+    def new_session(self) -> HFSession:
+        return HFSession(self)
 
     def snapshot(self, session: Session) -> Snapshot:
         """A fork kept aside: transformers sessions hold no fixed slot, so the copy is a session itself."""
@@ -192,17 +164,8 @@ class HFModel(Model):
 
     def step(self, sessions: Sequence[Session], tokens: Sequence[Sequence[int]]) -> None:
         groups: dict[int, list[tuple[HFSession, list[int]]]] = {}
-        for s, t in zip(sessions, tokens, strict=True):
-            assert isinstance(s, HFSession) and s.model is self
-            s._check()
-            if not t:
-                continue
-            if len(s.tokens) + len(t) > self.info.n_ctx:
-                raise ContextOverflowError(
-                    f"{len(s.tokens) + len(t)} tokens do not fit in {self.info.name}'s context of "
-                    f"{self.info.n_ctx}: shorten the prompt or lower max_new_tokens"
-                )
-            groups.setdefault(len(t), []).append((s, [int(x) for x in t]))
+        for s, t in self.step_work(sessions, tokens):
+            groups.setdefault(len(t), []).append((s, t))
         with self._torch.inference_mode():
             for group in groups.values():
                 if len(group) == 1:
@@ -218,8 +181,7 @@ class HFModel(Model):
         kw = {self._cache_kw: s.cache}
         out = self.hf_model(input_ids=ids, use_cache=True, position_ids=pos, logits_to_keep=1, **kw)
         s.cache = getattr(out, self._cache_kw)
-        s.tokens.extend(toks)
-        s._logits = out.logits[0, -1].float().cpu().numpy()
+        s.fed(toks, out.logits[0, -1].float().cpu().numpy())
 
     def _forward_batch(self, group: list[tuple[HFSession, list[int]]]) -> None:
         from transformers import DynamicCache
@@ -258,14 +220,13 @@ class HFModel(Model):
         logits = out.logits[:, -1].float().cpu().numpy()
         new_cache = getattr(out, self._cache_kw)
         for i, ((s, toks), n) in enumerate(zip(group, lens, strict=True)):
-            fresh = self._new_cache()
+            fresh = self.new_cache()
             for li, layer in enumerate(new_cache.layers):
                 k = layer.keys[i : i + 1, :, lmax - n :, :].contiguous()
                 v = layer.values[i : i + 1, :, lmax - n :, :].contiguous()
                 fresh.update(k, v, li)
             s.cache = fresh
-            s.tokens.extend(toks)
-            s._logits = logits[i].copy()
+            s.fed(toks, logits[i].copy())
 
 
 def _torch_dtype(dtype: str, device: str):
@@ -309,7 +270,7 @@ def load_hf(resolved: ResolvedModel, dtype: str = "auto", device: str = "auto", 
     source = resolved.path
     try:
         if resolved.is_gguf:
-            source = str(_converted_folder(resolved, tdtype))
+            source = str(converted_folder(resolved, tdtype))
         tok = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=tdtype)
     except (OSError, ValueError) as e:
@@ -318,7 +279,9 @@ def load_hf(resolved: ResolvedModel, dtype: str = "auto", device: str = "auto", 
     return HFModel(model, tok, resolved.name, resolved.path, n_ctx)
 
 
-def _converted_folder(resolved: ResolvedModel, tdtype) -> Path:
+def converted_folder(resolved: ResolvedModel, tdtype) -> Path:
+    """A safetensors copy of a GGUF file in the user cache, made on first use: transformers dequantizes GGUF weights
+    on every load (tens of seconds for 1.5B parameters), while the copy loads about 10x faster."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

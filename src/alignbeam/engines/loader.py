@@ -11,9 +11,9 @@ import threading
 from typing import Any
 
 from alignbeam.engines.base import Model
-from alignbeam.engines.registry import ProgressFn, resolve
 from alignbeam.engines.remote import is_url
 from alignbeam.errors import ModelLoadError
+from alignbeam.store import ProgressFn, ResolvedModel, resolve
 
 ENGINES = ("auto", "llamacpp", "hf")
 _loaded: dict[tuple, Model] = {}
@@ -33,23 +33,13 @@ def load_model(
 
     Options go to the engine: llamacpp takes n_ctx, n_ctx_total, n_seq_max, n_threads, n_gpu_layers, n_batch,
     n_ubatch, use_mmap, repack, n_outputs_max (see LlamaCppModel); hf takes dtype, device, n_ctx; remote takes
-    protocol, top_logprobs, timeout, retries, n_ctx (also as the URL's query string; see engines/remote.py), and
+    protocol, top_logprobs, timeout, retries, n_ctx (also as the URL's query string; see engines/remote/), and
     ignores the in-process options (threads, slots).
     """
     if isinstance(spec, Model):
         return spec
     if is_url(spec):
-        from alignbeam.engines.remote import load_remote
-
-        remote_opts = {k: v for k, v in options.items() if k in ("protocol", "top_logprobs", "timeout", "retries")}
-        key = (spec, "remote", tuple(sorted(remote_opts.items())))
-        with _lock:
-            if reuse and key in _loaded:
-                return _loaded[key]
-            remote = load_remote(spec, **remote_opts)
-            if reuse:
-                _loaded[key] = remote
-            return remote
+        return _connect(spec, reuse, options)
     if engine not in ENGINES:
         raise ModelLoadError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
     key = (spec, engine, tuple(sorted(options.items())))
@@ -58,35 +48,58 @@ def load_model(
             return _loaded[key]
         resolved = resolve(spec, progress)
         chosen = engine if engine != "auto" else ("llamacpp" if resolved.is_gguf else "hf")
-        if chosen == "llamacpp":
-            if not resolved.is_gguf:
-                raise ModelLoadError(
-                    f"the llamacpp engine needs a GGUF file, but '{spec}' is a Hugging Face model: use --engine hf"
-                )
-            from alignbeam.engines.llamacpp import LlamaCppModel
-
-            allowed = {
-                "n_ctx",
-                "n_ctx_total",
-                "n_seq_max",
-                "n_threads",
-                "n_gpu_layers",
-                "n_batch",
-                "n_ubatch",
-                "use_mmap",
-                "repack",
-                "n_outputs_max",
-            }
-            _check_options(options, allowed, chosen)
-            model: Model = LlamaCppModel(resolved.path, name=resolved.name, **options)
-        else:
-            from alignbeam.engines.hf import load_hf
-
-            _check_options(options, {"dtype", "device", "n_ctx"}, chosen)
-            model = load_hf(resolved, **options)
+        model = _load_local(spec, resolved, chosen, options)
         if reuse:
             _loaded[key] = model
         return model
+
+
+def _connect(spec: str, reuse: bool, options: dict[str, Any]) -> Model:
+    """The remote model at the URL `spec`, once per URL and remote options; the in-process options are ignored."""
+    from alignbeam.engines.remote import load_remote
+
+    remote_opts = {k: v for k, v in options.items() if k in ("protocol", "top_logprobs", "timeout", "retries")}
+    key = (spec, "remote", tuple(sorted(remote_opts.items())))
+    with _lock:
+        if reuse and key in _loaded:
+            return _loaded[key]
+        remote = load_remote(spec, **remote_opts)
+        if reuse:
+            _loaded[key] = remote
+        return remote
+
+
+#: the options each in-process engine takes
+_LLAMACPP_OPTIONS = {
+    "n_ctx",
+    "n_ctx_total",
+    "n_seq_max",
+    "n_threads",
+    "n_gpu_layers",
+    "n_batch",
+    "n_ubatch",
+    "use_mmap",
+    "repack",
+    "n_outputs_max",
+}
+_HF_OPTIONS = {"dtype", "device", "n_ctx"}
+
+
+def _load_local(spec: str, resolved: ResolvedModel, chosen: str, options: dict[str, Any]) -> Model:
+    """Load `resolved` in this process with the `chosen` engine (llamacpp or hf)."""
+    if chosen == "llamacpp":
+        if not resolved.is_gguf:
+            raise ModelLoadError(
+                f"the llamacpp engine needs a GGUF file, but '{spec}' is a Hugging Face model: use --engine hf"
+            )
+        from alignbeam.engines.llamacpp import LlamaCppModel
+
+        _check_options(options, _LLAMACPP_OPTIONS, chosen)
+        return LlamaCppModel(resolved.path, name=resolved.name, **options)
+    from alignbeam.engines.hf import load_hf
+
+    _check_options(options, _HF_OPTIONS, chosen)
+    return load_hf(resolved, **options)
 
 
 def _check_options(options: dict[str, Any], allowed: set[str], engine: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignbeam.engines.base import Tokenizer
-from alignbeam.engines.registry import cache_dir
+from alignbeam.paths import cache_dir
 
 REPLACEMENT = "\ufffd"
 #: table codes for anchor ids without a context-free mapping
@@ -118,7 +118,7 @@ def _warn_bridge_cache_once(path: str, err: OSError) -> None:
     import logging
     from pathlib import Path
 
-    from alignbeam.engines.registry import cache_problem
+    from alignbeam.paths import cache_problem
 
     key = str(cache_dir())
     if key not in _bridge_warned:
