@@ -236,6 +236,9 @@ def test_without_bwrap_root_falls_back_to_nobody_when_it_can_run_the_interpreter
     assert r.stdout.split()[-1] == "65534"
 
 
+#: the sandbox's modules, each after those it imports
+EVAL_MODULES = ("confine", "launch", "sandbox", "execution")
+
 NON_ROOT = """
 import importlib.util, json, logging, sys, types
 
@@ -246,7 +249,8 @@ for name in ("alignbeam", "alignbeam.eval"):  # the package __init__ needs numpy
     pkg = types.ModuleType(name)
     pkg.__path__ = []
     sys.modules[name] = pkg
-modules = (("alignbeam.errors", ERRORS), ("alignbeam.eval.sandbox", SANDBOX), ("alignbeam.eval.execution", EXECUTION))
+modules = [("alignbeam.errors", WORK + "/errors.py")]
+modules += [(f"alignbeam.eval.{m}", WORK + f"/{m}.py") for m in EVAL_MODULES]
 for name, path in modules:
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
@@ -274,14 +278,10 @@ def test_as_a_non_root_user() -> None:
 
 
 def _run_as_nobody(work: Path) -> None:
-    for name in ("errors.py", "sandbox.py", "execution.py"):  # copies nobody can read (the checkout may be closed)
-        src = SRC / ("eval" if name != "errors.py" else "") / name
-        shutil.copy(src, work / name)
-    script = (
-        NON_ROOT.replace("ERRORS", repr(str(work / "errors.py")))
-        .replace("SANDBOX", repr(str(work / "sandbox.py")))
-        .replace("EXECUTION", repr(str(work / "execution.py")))
-    )
+    for name in ("errors", *EVAL_MODULES):  # copies nobody can read (the checkout may be closed)
+        src = SRC / ("eval" if name != "errors" else "") / f"{name}.py"
+        shutil.copy(src, work / f"{name}.py")
+    script = NON_ROOT.replace("WORK", repr(str(work))).replace("EVAL_MODULES", repr(EVAL_MODULES))
 
     def as_nobody() -> None:
         os.setgroups([])

@@ -1,5 +1,8 @@
 """Where generated code may run: a bubblewrap sandbox, else an unprivileged user, else (by explicit opt-in only)
-the current user. `sandbox()` decides once per interpreter and says why; execution.py runs programs in it."""
+the current user. `sandbox()` decides once per interpreter and says why; execution.py runs programs in it.
+
+The bubblewrap sandbox is probed with a real program run (`launch.execute`); how a process is confined lives in
+`confine`, below both, so this module and `execution` never import each other."""
 
 from __future__ import annotations
 
@@ -11,41 +14,17 @@ import stat
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from alignbeam.errors import AlignBeamError
+from alignbeam.eval.confine import BWRAP, Sandbox, SandboxKind, covered, is_root, limits
+from alignbeam.eval.launch import execute
+
+__all__ = ["BWRAP", "Sandbox", "SandboxKind", "sandbox", "sandbox_user"]
 
 log = logging.getLogger("alignbeam.eval")
-SandboxKind = Literal["bwrap", "user", "none"]
 _sandbox_ids_cache: dict[str, tuple[int, int] | None] = {}  # interpreter -> ids, probed once
-
-
-def _limits(memory_bytes: int, cpu_seconds: int, file_bytes: int, ids: tuple[int, int] | None) -> Any:
-    """The preexec_fn: rlimits, then (as root) drop to nobody. Runs in the forked child before exec."""
-
-    def preexec() -> None:
-        import resource
-
-        def cap(which: int, soft: int, hard: int | None = None) -> None:
-            _, old_hard = resource.getrlimit(which)
-            hard = soft if hard is None else hard
-            if old_hard != resource.RLIM_INFINITY:
-                soft, hard = min(soft, old_hard), min(hard, old_hard)
-            resource.setrlimit(which, (soft, hard))
-
-        cap(resource.RLIMIT_AS, memory_bytes)
-        cap(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)
-        cap(resource.RLIMIT_CORE, 0)
-        cap(resource.RLIMIT_FSIZE, file_bytes)
-        cap(resource.RLIMIT_NOFILE, 64)
-        if ids is not None:
-            os.setgroups([])
-            os.setgid(ids[1])
-            os.setuid(ids[0])
-
-    return preexec
 
 
 def _nobody() -> tuple[int, int]:
@@ -68,7 +47,7 @@ def _sandbox_ids(python: str) -> tuple[int, int] | None:
     if python in _sandbox_ids_cache:
         return _sandbox_ids_cache[python]
     result: tuple[int, int] | None = None
-    if _is_root():
+    if is_root():
         ids = _nobody()
         with tempfile.TemporaryDirectory(prefix="alignbeam-probe-") as tmp:
             os.chown(tmp, *ids)
@@ -80,17 +59,13 @@ def _sandbox_ids(python: str) -> tuple[int, int] | None:
                     stdin=subprocess.DEVNULL,
                     capture_output=True,
                     timeout=30,
-                    preexec_fn=_limits(1 << 30, 30, 1 << 20, ids),
+                    preexec_fn=limits(1 << 30, 30, 1 << 20, ids),
                 )
                 result = ids if r.returncode == 0 else None
             except (OSError, subprocess.SubprocessError):
                 result = None
     _sandbox_ids_cache[python] = result
     return result
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _closed_folder(path: str) -> str | None:
@@ -110,25 +85,6 @@ def _closed_folder(path: str) -> str | None:
 # --------------------------------------------------------------------------------------------------------------
 # bubblewrap
 
-#: the bubblewrap binary `run_program` looks for by default (a name on PATH, or a path)
-BWRAP = "bwrap"
-_TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr links (or folders) at the root
-_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf")  # harmless, and what programs read
-_SANDBOX_DIR = "/sandbox"  # where the program's folder appears inside
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """Where generated code runs (see the module docstring). `ids`: the (uid, gid) the program runs as, None =
-    the current user's (inside bwrap as root: uid 0 without capabilities); `bwrap`: the binary (kind "bwrap");
-    `roots`: the interpreter's folders it sees read-only; `why`: what was not usable and why."""
-
-    kind: SandboxKind
-    ids: tuple[int, int] | None = None
-    bwrap: str | None = None
-    roots: tuple[str, ...] = ()
-    why: str = ""
-
 
 def _which_bwrap(bwrap: str | None) -> str | None:
     if not bwrap:
@@ -136,10 +92,6 @@ def _which_bwrap(bwrap: str | None) -> str | None:
     if os.sep in bwrap:
         return bwrap if os.path.isfile(bwrap) and os.access(bwrap, os.X_OK) else None
     return shutil.which(bwrap) or shutil.which(bwrap, path="/usr/bin:/bin")
-
-
-def _covered(path: str, by: str) -> bool:
-    return path == by or path.startswith(by.rstrip("/") + "/")
 
 
 _roots_cache: dict[str, tuple[str, ...]] = {}
@@ -171,63 +123,13 @@ def _interpreter_roots(python: str) -> tuple[str, ...]:
             raise OSError(f"{python} did not report its prefixes ({e})") from e
     paths = {q for p in prefixes for q in (os.path.abspath(p), os.path.realpath(p))}
     exe = os.path.abspath(python)
-    if not any(_covered(exe, p) for p in paths | {"/usr"}):
+    if not any(covered(exe, p) for p in paths | {"/usr"}):
         paths.add(os.path.dirname(exe))
     # never the whole file system or /usr (bound anyway); keep only the outermost of nested folders
-    paths = {p for p in paths if p != "/" and os.path.isdir(p) and not _covered(p, "/usr")}
-    roots = tuple(sorted(p for p in paths if not any(p != o and _covered(p, o) for o in paths)))
+    paths = {p for p in paths if p != "/" and os.path.isdir(p) and not covered(p, "/usr")}
+    roots = tuple(sorted(p for p in paths if not any(p != o and covered(p, o) for o in paths)))
     _roots_cache[python] = roots
     return roots
-
-
-def _bwrap_argv(sb: Sandbox, private: Path, work: Path, tmp_bytes: int) -> list[str]:
-    """The bwrap command line up to `--`: namespaces, what is visible, and the capabilities (see the module
-    docstring). Folders bwrap creates on the way to a bind are 0700 root by default, which would lock the
-    unprivileged user out of an interpreter under /root; so they are made 0755 first."""
-    assert sb.bwrap is not None
-    a = [sb.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
-    a += ["--unshare-uts", "--hostname", "sandbox", "--unshare-cgroup-try"]
-    if _is_root():
-        a += ["--cap-drop", "ALL"]
-        if sb.ids is not None:  # for the runner's setuid/setgid to sb.ids; cleared by that very call
-            a += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    a += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
-    a += ["--ro-bind", "/usr", "/usr"]
-    for name in _TOP_LINKS:
-        top = "/" + name
-        if os.path.islink(top):
-            a += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            a += ["--ro-bind", top, top]
-    a += ["--perms", "0755", "--dir", "/etc"]
-    for f in _ETC_FILES:
-        a += ["--ro-bind-try", f, f]
-    for name in ("passwd", "group", "hosts"):
-        a += ["--ro-bind", str(private / name), f"/etc/{name}"]
-    made: set[str] = {"/", "/etc", "/tmp", "/dev", "/proc", "/usr"}
-    for root in sb.roots:
-        for parent in reversed(Path(root).parents):
-            p = str(parent)
-            if p not in made and not _covered(p, "/usr"):
-                a += ["--perms", "0755", "--dir", p]
-                made.add(p)
-        a += ["--ro-bind", root, root]
-        made.add(root)
-    a += ["--bind", str(work), _SANDBOX_DIR, "--chdir", _SANDBOX_DIR]
-    return a
-
-
-def _write_etc(private: Path, ids: tuple[int, int] | None) -> None:
-    """A minimal /etc: users without password hashes, no shadow, localhost only."""
-    users = {0: ("root", 0, "/root"), 65534: ("nobody", 65534, _SANDBOX_DIR)}
-    me = ids or (os.getuid(), os.getgid())
-    users.setdefault(me[0], ("sandbox", me[1], _SANDBOX_DIR))
-    groups = {0: "root", 65534: "nogroup"}
-    groups.setdefault(me[1], "sandbox")
-    passwd = "".join(f"{n}:x:{u}:{g}:{n}:{h}:/usr/sbin/nologin\n" for u, (n, g, h) in sorted(users.items()))
-    (private / "passwd").write_text(passwd)
-    (private / "group").write_text("".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
-    (private / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
 
 
 _PROBE = """\
@@ -245,7 +147,7 @@ def _probe_bwrap(path: str, python: str, drop: bool) -> Sandbox | str:
 
     As root with `drop`, first as the unprivileged user (uid 65534) inside; when that user cannot run the
     interpreter, as uid 0 without capabilities inside the namespaces."""
-    key = (path, python, _is_root(), drop)
+    key = (path, python, is_root(), drop)
     if key in _bwrap_cache:
         return _bwrap_cache[key]
     try:
@@ -253,12 +155,10 @@ def _probe_bwrap(path: str, python: str, drop: bool) -> Sandbox | str:
     except OSError as e:
         _bwrap_cache[key] = str(e)
         return str(e)
-    from alignbeam.eval.execution import _execute  # the probe is a real program run (execution imports this module)
-
     result: Sandbox | str = ""
-    for ids in [_nobody(), None] if _is_root() and drop else [None]:
+    for ids in [_nobody(), None] if is_root() and drop else [None]:
         sb = Sandbox("bwrap", ids, path, roots)
-        r = _execute(_PROBE, sb, python, timeout=30.0, memory_mb=1024, file_mb=1, stderr_tail=300)
+        r = execute(_PROBE, sb, python, timeout=30.0, memory_mb=1024, file_mb=1, stderr_tail=300)
         want = f"uid={ids[0]}" if ids is not None else "uid="
         if r.passed and want in r.stdout:
             result = sb
@@ -294,7 +194,7 @@ def _resolve(python: str, bwrap: str | None, drop: bool) -> Sandbox:
         if isinstance(got, Sandbox):
             return got
         whys.append(got)
-    if _is_root() and drop:
+    if is_root() and drop:
         ids = _sandbox_ids(python)
         if ids is not None:
             return Sandbox("user", ids, why="; ".join(whys))
@@ -324,7 +224,7 @@ def sandbox(
             f"generated code runs as user 'nobody' without namespaces ({sb.why}); it can read world-readable files "
             "and use the network. Install bubblewrap (apt-get install bubblewrap) for a real sandbox.",
         )
-    elif sb.kind == "none" and _is_root():
+    elif sb.kind == "none" and is_root():
         if not allow_unsandboxed:
             raise AlignBeamError(
                 "refusing to run generated code as root without a sandbox: "
