@@ -34,32 +34,7 @@ def load_prompt_file(
         raise AlignBeamError(f"kind must be one of {KINDS}, got {kind!r}")
     if not p.is_file():
         raise AlignBeamError(f"prompt file {p} not found")
-    suffix = p.suffix.lower()
-    rows: list[dict[str, Any]] = []
-    if suffix in (".csv", ".tsv"):
-        with open(p, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            columns = list(reader.fieldnames or [])
-            rows = [dict(r) for r in reader]
-        if not columns:
-            raise AlignBeamError(f"prompt file {p} is empty (no header row)")
-    elif suffix in (".jsonl", ".ndjson"):
-        with open(p, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AlignBeamError(f"{p}, line {lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(obj, dict):
-                    raise AlignBeamError(
-                        f"{p}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}"
-                    )
-                rows.append(obj)
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    else:
-        raise AlignBeamError(f"prompt file {p}: unsupported format {suffix or '(none)'!r}; use .csv, .tsv or .jsonl")
+    rows, columns = _read_rows(p)
     if not rows:
         raise AlignBeamError(f"prompt file {p} has no rows")
     for col in (column, category_column, id_column):
@@ -83,3 +58,37 @@ def load_prompt_file(
             )
         )
     return out
+
+
+def _read_rows(p: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of a CSV, TSV or JSONL file and its columns (in the order they first appear)."""
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            columns = list(reader.fieldnames or [])
+            rows = [dict(r) for r in reader]
+        if not columns:
+            raise AlignBeamError(f"prompt file {p} is empty (no header row)")
+        return rows, columns
+    if suffix in (".jsonl", ".ndjson"):
+        rows = _read_jsonl(p)
+        return rows, list(dict.fromkeys(k for r in rows for k in r))
+    raise AlignBeamError(f"prompt file {p}: unsupported format {suffix or '(none)'!r}; use .csv, .tsv or .jsonl")
+
+
+def _read_jsonl(p: Path) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; the error names the line that is not one."""
+    rows: list[dict[str, Any]] = []
+    with open(p, encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AlignBeamError(f"{p}, line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise AlignBeamError(f"{p}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}")
+            rows.append(obj)
+    return rows

@@ -6,10 +6,9 @@ files or a hub copy) and return `Item`s; the `_local_*` loaders read the shared 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from alignbeam.errors import AlignBeamError
 from alignbeam.eval.datasets.base import (
@@ -19,10 +18,18 @@ from alignbeam.eval.datasets.base import (
     Item,
     Kind,
     as_text,
-    cell,
     data_path,
     read_csv,
     read_json,
+)
+from alignbeam.eval.datasets.safety_rows import (
+    conv_advbench,
+    conv_harmbench,
+    conv_jbb,
+    conv_simple_harmful,
+    conv_sst,
+    conv_strongreject,
+    conv_xstest,
 )
 
 JBB_CITATION = (
@@ -43,157 +50,31 @@ _CYBERSECEVAL_CITATION = (
 )
 
 # --------------------------------------------------------------------------------------------------------------
-# row converters, shared by the local files and the Hugging Face copies
-
-
-def _conv_simple_harmful(
-    rows: Sequence[Mapping[str, Any]],
-    source: str,
-    prompt_cols: tuple[str, ...],
-    category_cols: tuple[str, ...] = (),
-    extra: tuple[str, ...] = (),
-    id_cols: tuple[str, ...] = (),
-) -> list[Item]:
-    out = []
-    for i, r in enumerate(rows):
-        cat = (as_text(cell(r, *category_cols, default=None)) or None) if category_cols else None
-        rid = as_text(cell(r, *id_cols, default=None)) if id_cols else ""
-        ref = {e: cell(r, e, default=None) for e in extra}
-        out.append(
-            Item(
-                id=f"{source}-{rid or i}",
-                prompt=as_text(cell(r, *prompt_cols)),
-                kind="harmful",
-                category=cat,
-                reference={k: v for k, v in ref.items() if v not in (None, "")},
-                source=source,
-            )
-        )
-    return out
-
-
-def _conv_advbench(rows: Sequence[Mapping[str, Any]]) -> list[Item]:
-    return _conv_simple_harmful(rows, "advbench", ("goal", "prompt"), extra=("target",))
-
-
-def _conv_harmbench(rows: Sequence[Mapping[str, Any]], include_contextual: bool = False) -> list[Item]:
-    """Standard behaviours only by default; contextual ones get their context prepended the way HarmBench does."""
-    out = []
-    for i, r in enumerate(rows):
-        fc = as_text(cell(r, "FunctionalCategory", default="standard")) or "standard"
-        if fc == "copyright" or (fc == "contextual" and not include_contextual) or fc not in ("standard", "contextual"):
-            continue
-        behavior = as_text(cell(r, "Behavior", "prompt"))
-        context = as_text(cell(r, "ContextString", "context", default=""))
-        prompt = f"{context}\n\n---\n\n{behavior}" if fc == "contextual" and context else behavior
-        bid = as_text(cell(r, "BehaviorID", default="")) or str(i)
-        out.append(
-            Item(
-                id=f"harmbench-{bid}",
-                prompt=prompt,
-                kind="harmful",
-                category=as_text(cell(r, "SemanticCategory", "category", default="")) or None,
-                reference={"functional_category": fc, "behavior": behavior},
-                source="harmbench",
-            )
-        )
-    return out
-
-
-def _conv_jbb(rows: Sequence[Mapping[str, Any]], kind: Kind) -> list[Item]:
-    name = "jbb_harmful" if kind == "harmful" else "jbb_benign"
-    out = []
-    for i, r in enumerate(rows):
-        idx = as_text(cell(r, "index", default="")) or str(i)
-        out.append(
-            Item(
-                id=f"{name}-{idx}",
-                prompt=as_text(cell(r, "goal")),
-                kind=kind,
-                category=as_text(cell(r, "category", default="")) or None,
-                reference={
-                    "target": as_text(cell(r, "target", default="")),
-                    "behavior": as_text(cell(r, "behavior", default="")),
-                    "origin": as_text(cell(r, "source", default="")),
-                },
-                source=name,
-            )
-        )
-    return out
-
-
-def _conv_strongreject(rows: Sequence[Mapping[str, Any]]) -> list[Item]:
-    """Categories in sentence case: the small file spells one 'Disinformation and Deception', the full one not."""
-    items = _conv_simple_harmful(rows, "strongreject", ("forbidden_prompt", "prompt"), ("category",), ("source",))
-    return [
-        replace(it, category=it.category[:1].upper() + it.category[1:].lower()) if it.category else it for it in items
-    ]
-
-
-def _conv_xstest(rows: Sequence[Mapping[str, Any]], label: str) -> list[Item]:
-    """XSTest: safe prompts that only look unsafe (benign, over-refusal) or their unsafe contrasts (harmful)."""
-    name = f"xstest_{label}"
-    out = []
-    for i, r in enumerate(rows):
-        if as_text(cell(r, "label")).lower() != label:
-            continue
-        out.append(
-            Item(
-                id=f"xstest-{as_text(cell(r, 'id', default='')) or i}",
-                prompt=as_text(cell(r, "prompt")),
-                kind="benign" if label == "safe" else "harmful",
-                category=as_text(cell(r, "type", default="")) or None,
-                reference={
-                    "label": label,
-                    "focus": as_text(cell(r, "focus", default="")),
-                    "note": as_text(cell(r, "note", default="")),
-                },
-                source=name,
-            )
-        )
-    return out
-
-
-def _conv_sst(rows: Sequence[Mapping[str, Any]]) -> list[Item]:
-    return [
-        Item(
-            id=as_text(cell(r, "id", default="")) or f"sst_{i + 1:03d}",
-            prompt=as_text(cell(r, "prompts_final", "prompt")),
-            kind="harmful",
-            category=as_text(cell(r, "harm_area")) or None,
-            reference={"request_type": as_text(cell(r, "category", default=""))},
-            source="simplesafetytests",
-        )
-        for i, r in enumerate(rows)
-    ]
-
-
-# --------------------------------------------------------------------------------------------------------------
 # local readers
 
 
 def _local_advbench(data_dir: Path, split: str) -> list[Item]:
-    return _conv_advbench(read_csv(data_path(data_dir, "advbench", "harmful_behaviors.csv")))
+    return conv_advbench(read_csv(data_path(data_dir, "advbench", "harmful_behaviors.csv")))
 
 
 def _local_harmbench(data_dir: Path, split: str, include_contextual: bool = False) -> list[Item]:
     fname = {"all": "all", "test": "test", "val": "val"}[split]
     rows = read_csv(data_path(data_dir, "harmbench", f"harmbench_behaviors_text_{fname}.csv"))
-    return _conv_harmbench(rows, include_contextual=include_contextual)
+    return conv_harmbench(rows, include_contextual=include_contextual)
 
 
 def _local_jbb(kind: Kind) -> Callable[[Path, str], list[Item]]:
     fname = "harmful-behaviors.csv" if kind == "harmful" else "benign-behaviors.csv"
 
     def load_jbb(data_dir: Path, split: str) -> list[Item]:
-        return _conv_jbb(read_csv(data_path(data_dir, "jbb_behaviors", fname)), kind)
+        return conv_jbb(read_csv(data_path(data_dir, "jbb_behaviors", fname)), kind)
 
     return load_jbb
 
 
 def _local_strongreject(data_dir: Path, split: str) -> list[Item]:
     fname = "strongreject_dataset.csv" if split == "full" else "strongreject_small_dataset.csv"
-    items = _conv_strongreject(read_csv(data_path(data_dir, "strongreject", fname)))
+    items = conv_strongreject(read_csv(data_path(data_dir, "strongreject", fname)))
     if split == "small":  # ids must not collide with the full set's row numbers
         items = [replace(it, id=it.id.replace("strongreject-", "strongreject_small-")) for it in items]
     return items
@@ -201,13 +82,13 @@ def _local_strongreject(data_dir: Path, split: str) -> list[Item]:
 
 def _local_xstest(label: str) -> Callable[[Path, str], list[Item]]:
     def load_xstest(data_dir: Path, split: str) -> list[Item]:
-        return _conv_xstest(read_csv(data_path(data_dir, "xstest", "xstest_prompts.csv")), label)
+        return conv_xstest(read_csv(data_path(data_dir, "xstest", "xstest_prompts.csv")), label)
 
     return load_xstest
 
 
 def _local_sst(data_dir: Path, split: str) -> list[Item]:
-    return _conv_sst(read_csv(data_path(data_dir, "simplesafetytests", "sst_test_cases.csv")))
+    return conv_sst(read_csv(data_path(data_dir, "simplesafetytests", "sst_test_cases.csv")))
 
 
 def _local_medsafetybench(data_dir: Path, split: str) -> list[Item]:
@@ -269,7 +150,7 @@ def _local_cse_interpreter(data_dir: Path, split: str) -> list[Item]:
 
 def _local_gptfuzz_questions(data_dir: Path, split: str) -> list[Item]:
     rows = read_csv(data_path(data_dir, "gptfuzz", "question_list.csv"))
-    return _conv_simple_harmful(rows, "gptfuzz_questions", ("text",), id_cols=("index",))
+    return conv_simple_harmful(rows, "gptfuzz_questions", ("text",), id_cols=("index",))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -277,11 +158,11 @@ def _local_gptfuzz_questions(data_dir: Path, split: str) -> list[Item]:
 
 
 def _hub_jbb(kind: Kind) -> HubSpec:
-    return HubSpec("JailbreakBench/JBB-Behaviors", {"all": [("behaviors", kind)]}, lambda rows: _conv_jbb(rows, kind))
+    return HubSpec("JailbreakBench/JBB-Behaviors", {"all": [("behaviors", kind)]}, lambda rows: conv_jbb(rows, kind))
 
 
 def _hub_xstest(label: str) -> HubSpec:
-    return HubSpec("walledai/XSTest", {"all": [(None, "train")]}, lambda rows: _conv_xstest(rows, label))
+    return HubSpec("walledai/XSTest", {"all": [(None, "train")]}, lambda rows: conv_xstest(rows, label))
 
 
 SAFETY_DATASETS: tuple[DatasetInfo, ...] = (
@@ -294,7 +175,7 @@ SAFETY_DATASETS: tuple[DatasetInfo, ...] = (
         license="MIT",
         loader=_local_advbench,
         scorer=REFUSAL,
-        hub=HubSpec("walledai/AdvBench", {"all": [(None, "train")]}, _conv_advbench),
+        hub=HubSpec("walledai/AdvBench", {"all": [(None, "train")]}, conv_advbench),
     ),
     DatasetInfo(
         name="harmbench",
@@ -307,7 +188,7 @@ SAFETY_DATASETS: tuple[DatasetInfo, ...] = (
         loader=_local_harmbench,
         scorer=REFUSAL,
         splits=("all", "test", "val"),
-        hub=HubSpec("walledai/HarmBench", {"all": [("standard", "train")]}, lambda rows: _conv_harmbench(rows)),
+        hub=HubSpec("walledai/HarmBench", {"all": [("standard", "train")]}, lambda rows: conv_harmbench(rows)),
     ),
     DatasetInfo(
         name="jbb_harmful",
@@ -338,7 +219,7 @@ SAFETY_DATASETS: tuple[DatasetInfo, ...] = (
         loader=_local_strongreject,
         scorer=REFUSAL,
         splits=("full", "small"),
-        hub=HubSpec("walledai/StrongREJECT", {"full": [(None, "train")]}, _conv_strongreject),
+        hub=HubSpec("walledai/StrongREJECT", {"full": [(None, "train")]}, conv_strongreject),
     ),
     DatasetInfo(
         name="xstest_safe",
@@ -369,7 +250,7 @@ SAFETY_DATASETS: tuple[DatasetInfo, ...] = (
         license="CC-BY-4.0",
         loader=_local_sst,
         scorer=REFUSAL,
-        hub=HubSpec("Bertievidgen/SimpleSafetyTests", {"all": [(None, "test")]}, _conv_sst),
+        hub=HubSpec("Bertievidgen/SimpleSafetyTests", {"all": [(None, "test")]}, conv_sst),
     ),
     DatasetInfo(
         name="medsafetybench",
