@@ -14,11 +14,13 @@ from rich.table import Table
 
 from alignbeam.cli.common import console, err_console, fail
 from alignbeam.cli.options import ModelOptions, with_models
+from alignbeam.configfile import load_config
 from alignbeam.errors import AlignBeamError
 
 
 @with_models
 def eval_cmd(
+    ctx: typer.Context,
     suite: Annotated[str, typer.Option(help="smoke | paper | full, or a .yaml/.toml suite file")] = "smoke",
     system: Annotated[
         list[str] | None,
@@ -60,7 +62,9 @@ def eval_cmd(
         out_dir = out or output_dir(suite, prompts)
         # the `alignbeam` system is the paper's method (with its overrides) unless --preset names another base;
         # `recommended` is the default preset, as its own system
-        ab = dataclasses.replace(models, preset=models.preset or "paper").build(console)
+        # with --config, the file's knobs are the pipeline's (the `alignbeam` system is then the configured one)
+        knobs = load_config(ctx.params["config"]).knobs if ctx.params.get("config") else {}
+        ab = dataclasses.replace(models, preset=models.preset or "paper").build(console, **knobs)
         options = dict(prompts=prompts, column=column, kind=kind, out=out_dir, data_dir=data_dir)
         options |= dict(max_new_tokens=max_new_tokens, seed=seed, validate_grader=validate_grader)
         result = _run(ab, models, systems, suite, allow_unsandboxed=allow_unsandboxed, **options)
