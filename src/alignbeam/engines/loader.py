@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from alignbeam.engines import extras
 from alignbeam.engines.base import Model
 from alignbeam.engines.remote import is_url
 from alignbeam.errors import ModelLoadError
@@ -92,10 +93,12 @@ def _load_local(spec: str, resolved: ResolvedModel, chosen: str, options: dict[s
             raise ModelLoadError(
                 f"the llamacpp engine needs a GGUF file, but '{spec}' is a Hugging Face model: use --engine hf"
             )
+        extras.require("llamacpp", f"loading {spec} in this process (the llamacpp engine)")
         from alignbeam.engines.llamacpp import LlamaCppModel
 
         _check_options(options, _LLAMACPP_OPTIONS, chosen)
         return LlamaCppModel(resolved.path, name=resolved.name, **options)
+    extras.require("hf", f"loading {spec} in this process (the hf engine)")
     from alignbeam.engines.hf import load_hf
 
     _check_options(options, _HF_OPTIONS, chosen)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alignbeam.api import AlignBeam
+from alignbeam.engines.remote import RemoteModel
 from alignbeam.errors import AlignBeamError
 from alignbeam.eval import datasets as D
 from alignbeam.eval import grader as G
@@ -52,11 +53,15 @@ def evaluate(
     allow_unsandboxed: bool = False,
     progress: Progress | None = None,
     about: dict[str, Any] | None = None,
+    concurrency: int = 1,
 ) -> Evaluation:
     """Evaluate `systems` (specs such as "draft", "alignbeam:alpha=0.3|0.6", "recommended", "router") on a
     suite ("smoke", "paper", "full" or a .yaml/.toml file) or on your own `prompts` file (CSV or JSONL, of one
     `kind`: harmful or benign). Writes under `out` (default runs/eval-SUITE); a rerun resumes. `about`: what to
-    record of how it was started (the command, the model specs) in the folder's config.json."""
+    record of how it was started (the command, the model specs) in the folder's config.json. `concurrency`: answers
+    in flight at once, only when every model is on a serving engine (`check_concurrency`); the records are the
+    same as one at a time, and `latency_s` is then each answer's own wall time with the others running beside it."""
+    check_concurrency(ab, concurrency)
     if kind not in ("harmful", "benign"):
         raise AlignBeamError("kind must be harmful or benign")
     prompts, data_dir = (Path(prompts) if prompts else None), (Path(data_dir) if data_dir else None)
@@ -75,8 +80,7 @@ def evaluate(
         seed=the_suite.seed,
         datasets={k: len(v) for k, v in items.items()},
     )
-    total = len(chosen) * sum(len(v) for v in items.values())
-    done = 0
+    total, done = len(chosen) * sum(len(v) for v in items.values()), 0
 
     def advance(name: str) -> None:
         nonlocal done
@@ -84,12 +88,27 @@ def evaluate(
         if progress:
             progress(name, done, total)
 
-    records = runner.run(
-        Responder(ab), grader, chosen, items, out_dir, lengths, on_progress=advance, allow_unsandboxed=allow_unsandboxed
-    )
+    responder = Responder(ab, cold=concurrency == 1)
+    run_options = dict(on_progress=advance, allow_unsandboxed=allow_unsandboxed, concurrency=concurrency)
+    records = runner.run(responder, grader, chosen, items, out_dir, lengths, **run_options)  # type: ignore[arg-type]
     command = str((about or {}).get("command", "alignbeam eval ..."))
     summary = report.write(out_dir, records, f"AlignBeam evaluation: {the_suite.name}", command)
     return Evaluation(out_dir, summary, records, validation, the_suite.name, [s.name for s in chosen])
+
+
+def check_concurrency(ab: AlignBeam, concurrency: int) -> None:
+    """Several answers at once only when every model (draft, anchor, judge, the grader's) is on a serving engine:
+    an in-process engine runs one generation at a time and is not thread-safe, so asking for more is an error
+    that says so, as `alignbeam serve --concurrency` does."""
+    if concurrency < 1:
+        raise AlignBeamError(f"concurrency must be 1 or more, got {concurrency}")
+    roles = {"draft": ab.draft, "anchor": ab.anchor, "judge": getattr(ab.judge, "model", None)}
+    local = [role for role, m in roles.items() if m is not None and not isinstance(m, RemoteModel)]
+    if concurrency > 1 and local:
+        raise AlignBeamError(
+            f"concurrency {concurrency} needs every model on a serving engine, but the {', '.join(local)} run(s) in "
+            "this process, where answers are made one at a time: give them as URLs, or use --concurrency 1"
+        )
 
 
 def output_dir(suite: str, prompts: Path | None = None) -> Path:

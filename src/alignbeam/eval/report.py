@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from alignbeam.engines import extras
 from alignbeam.eval.runner import read_records
 
 
@@ -191,8 +192,11 @@ def write(out_dir: Path, records: list[dict[str, Any]], title: str, command: str
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     md = markdown(summary, title, command)
     md += grader_line(out_dir)
-    imgs = plots(summary, records, out_dir)
-    md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in imgs) + "\n"
+    if extras.has("plots"):
+        imgs = plots(summary, records, out_dir)
+        md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in imgs) + "\n"
+    else:  # the gateway install: the numbers without the figures
+        md += "\nNo plots: matplotlib is not installed (pip install 'alignbeam[plots]').\n"
     (out_dir / "report.md").write_text(md)
     return summary
 

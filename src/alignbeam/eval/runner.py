@@ -8,9 +8,11 @@ dataset: n, refusal / over-refusal rate, utility, latency) and `report.md` with 
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +216,48 @@ def read_done(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(r["system"], r["dataset"], r["id"]): r for r in read_records(path)}
 
 
+@dataclass(frozen=True)
+class Job:
+    """One generation to make: a system answering one item of a dataset, `max_new_tokens` long."""
+
+    system: System
+    dataset: str
+    item: D.Item
+    max_new_tokens: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.system.name, self.dataset, self.item.id)
+
+
+class RecordSink:
+    """Appends records to generations.jsonl, one JSON line each, written and flushed under a lock: workers finish
+    in any order, and a killed run leaves whole lines (at most one torn last line, which `read_done` skips)."""
+
+    def __init__(
+        self, path: Path, done: dict[tuple[str, str, str], dict[str, Any]], on_progress: Callable[[str], None] | None
+    ) -> None:
+        self.path, self.done, self.on_progress = path, done, on_progress
+        self.lock = threading.Lock()
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            with open(path, "a") as f:  # a run killed mid-line: start the next record on a line of its own
+                f.write("\n")
+        self.file = open(path, "a")  # noqa: SIM115 (closed by close(), after the last worker)
+
+    def write(self, key: tuple[str, str, str], rec: dict[str, Any]) -> None:
+        with self.lock:
+            if key in self.done:  # never twice, whatever the workers do
+                return
+            self.file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.file.flush()
+            self.done[key] = rec
+            if self.on_progress:
+                self.on_progress(rec["system"])
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def run(
     responder: Responder,
     grader: RefusalGrader,
@@ -223,54 +267,89 @@ def run(
     max_new_tokens: int | dict[str, int],
     on_progress: Callable[[str], None] | None = None,
     allow_unsandboxed: bool = False,
+    concurrency: int = 1,
 ) -> list[dict[str, Any]]:
     """Every system on every item, item by item (all systems answer one item before the next), so latency
     comparisons see the same machine load and an interrupted run leaves complete rows for the items it did.
 
-    `allow_unsandboxed`: code scorers may run generated code as root without a sandbox (`--allow-unsandboxed`);
-    whether they can run is checked before the first generation, not hours in at the first code item."""
+    `concurrency` > 1 (every model remote: `check_concurrency`) keeps that many generations in flight, started in
+    the same order; records are written as they finish, so the file's order differs, never its content, and the
+    returned records are in the sequential order. `allow_unsandboxed`: code scorers may run generated code as root
+    without a sandbox (`--allow-unsandboxed`); whether they can run is checked before the first generation, not
+    hours in at the first code item."""
     if any(executes_code(it) for its in items.values() for it in its):
         sandbox(allow_unsandboxed=allow_unsandboxed)  # raises AlignBeamError (how to fix it) when it would refuse
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "generations.jsonl"
-    done = read_done(path)
-    if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-        with open(path, "a") as f:  # a run killed mid-line: start the next record on a line of its own
-            f.write("\n")
-    with open(path, "a") as f:
-        for ds, its in items.items():
-            mnt = max_new_tokens if isinstance(max_new_tokens, int) else max_new_tokens[ds]
-            for it in its:
-                for system in systems:
-                    key = (system.name, ds, it.id)
-                    if key in done:
-                        if on_progress:
-                            on_progress("skip")
-                        continue
-                    ans = responder.answer(system, it.prompt, mnt)
-                    rec: dict[str, Any] = {
-                        "system": system.name,
-                        "dataset": ds,
-                        "id": it.id,
-                        "kind": it.kind,
-                        "category": it.category,
-                        "prompt": it.prompt,
-                        "response": ans.text,
-                        "latency_s": round(ans.latency_s, 3),
-                        "completion_tokens": ans.completion_tokens,
-                        **ans.extra,
-                    }
-                    if it.kind in ("harmful", "benign"):
-                        g = grader.grade(it.prompt, ans.text)
-                        rec["refusal"], rec["refusal_reason"], rec["p_complies"] = g.refused, g.reason, g.p_complies
-                    else:
-                        rec["correct"] = score_item(it, ans.text, allow_unsandboxed=allow_unsandboxed)
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    f.flush()
-                    done[key] = rec
-                    if on_progress:
-                        on_progress(system.name)
-    return list(done.values())
+    done = read_done(out_dir / "generations.jsonl")
+    order = list(done)
+    jobs: list[Job] = []
+    for ds, its in items.items():
+        mnt = max_new_tokens if isinstance(max_new_tokens, int) else max_new_tokens[ds]
+        for job in (Job(system, ds, it, mnt) for it in its for system in systems):
+            if job.key in done:
+                if on_progress:
+                    on_progress("skip")
+            else:
+                jobs.append(job)
+    sink = RecordSink(out_dir / "generations.jsonl", done, on_progress)
+    try:
+        if concurrency <= 1:
+            for job in jobs:
+                sink.write(job.key, make_record(responder, grader, job, allow_unsandboxed))
+        else:
+            _run_concurrently(responder, grader, jobs, sink, concurrency, allow_unsandboxed)
+    finally:
+        sink.close()
+    return [done[k] for k in order + [j.key for j in jobs] if k in done]
+
+
+def _run_concurrently(
+    responder: Responder,
+    grader: RefusalGrader,
+    jobs: list[Job],
+    sink: RecordSink,
+    concurrency: int,
+    allow_unsandboxed: bool,
+) -> None:
+    """`concurrency` workers take the jobs in order; each has its own grader (the grader keeps the request it
+    last read open, which one thread at a time may use). The first failure stops the rest and is raised."""
+    local = threading.local()
+
+    def work(job: Job) -> None:
+        if not hasattr(local, "grader"):
+            local.grader = replace(grader)
+        sink.write(job.key, make_record(responder, local.grader, job, allow_unsandboxed))
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval")
+    try:
+        for fut in as_completed([pool.submit(work, job) for job in jobs]):
+            fut.result()
+    finally:  # a failure or Ctrl-C: queued jobs are dropped, the ones in flight finish and are written
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_record(responder: Responder, grader: RefusalGrader, job: Job, allow_unsandboxed: bool) -> dict[str, Any]:
+    """The record of one generation: the answer, its timing and trace, and its grade or score."""
+    it = job.item
+    ans = responder.answer(job.system, it.prompt, job.max_new_tokens)
+    rec: dict[str, Any] = {
+        "system": job.system.name,
+        "dataset": job.dataset,
+        "id": it.id,
+        "kind": it.kind,
+        "category": it.category,
+        "prompt": it.prompt,
+        "response": ans.text,
+        "latency_s": round(ans.latency_s, 3),
+        "completion_tokens": ans.completion_tokens,
+        **ans.extra,
+    }
+    if it.kind in ("harmful", "benign"):
+        g = grader.grade(it.prompt, ans.text)
+        rec["refusal"], rec["refusal_reason"], rec["p_complies"] = g.refused, g.reason, g.p_complies
+    else:
+        rec["correct"] = score_item(it, ans.text, allow_unsandboxed=allow_unsandboxed)
+    return rec
 
 
 def write_config(out_dir: Path, **config: Any) -> None:

@@ -20,15 +20,20 @@ class Answer:
 
 
 class Responder:
-    """Answers an item's prompt as a given system, reusing one AlignBeam (models loaded once)."""
+    """Answers an item's prompt as a given system, reusing one AlignBeam (models loaded once).
 
-    def __init__(self, ab: AlignBeam) -> None:
+    `cold`: clear the judge's request cache before each answer, so each pays its own classification. An
+    evaluation with several answers in flight (`--concurrency`) passes False: clearing would evict the entries of
+    the answers running beside it."""
+
+    def __init__(self, ab: AlignBeam, cold: bool = True) -> None:
         self.ab = ab
+        self.cold = cold
         if (getattr(ab.judge, "model", None) or ab.anchor) is not None:
             router_classifier(ab)  # built before any item is timed, so the router's first answer is not slower
 
     def answer(self, system: System, prompt: str, max_new_tokens: int) -> Answer:
-        if self.ab.judge is not None:
+        if self.cold and self.ab.judge is not None:
             # the judge remembers each request's classification; without this, a system answering an item
             # after another that classified it would skip that cost and look faster than it is
             self.ab.judge.clear_cache()

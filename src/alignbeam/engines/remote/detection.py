@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from alignbeam.engines import extras
 from alignbeam.engines.base import Tokenizer
 from alignbeam.engines.remote.model import RemoteModel
 from alignbeam.engines.remote.protocols import PROTOCOLS, Protocol
@@ -83,7 +84,11 @@ def load_remote(spec: str, **options: Any) -> RemoteModel:
 
 
 def load_tokenizer(source: str) -> Tokenizer:
-    """The tokenizer and chat template of `source` (an embedded name, .gguf file, HF folder or id), no weights."""
+    """The tokenizer and chat template of `source` (an embedded name, .gguf file, HF folder or id), no weights.
+
+    With llama-cpp-python (GGUF) or transformers (Hugging Face) installed, they read it: the same code as the
+    in-process engines. The gateway install has neither, and the `tokenizers` package reads the same files to the
+    same ids (engines/gguf_tokenizer.py, engines/hf_files.py; tests/unit/test_slim_tokenizers.py compares them)."""
     try:
         resolved = resolve(source)
     except ModelLoadError as e:
@@ -92,9 +97,15 @@ def load_tokenizer(source: str) -> Tokenizer:
             "name it after '@' in the model URL: http://host:port#served-name@tokenizer"
         ) from e
     if resolved.is_gguf:
-        from alignbeam.engines.llamacpp_tokenizer import load_tokenizer as gguf_tokenizer
-
+        if extras.has("llamacpp"):
+            from alignbeam.engines.llamacpp_tokenizer import load_tokenizer as gguf_tokenizer
+        else:
+            from alignbeam.engines.gguf_tokenizer import load_tokenizer as gguf_tokenizer
         return gguf_tokenizer(resolved.path)
-    from alignbeam.engines.hf import load_hf_tokenizer
+    if extras.has("hf"):
+        from alignbeam.engines.hf import load_hf_tokenizer
 
-    return load_hf_tokenizer(resolved)
+        return load_hf_tokenizer(resolved)
+    from alignbeam.engines.hf_files import load_tokenizer as files_tokenizer
+
+    return files_tokenizer(resolved)
