@@ -56,7 +56,7 @@ def _knob_parameter(kn: Knob) -> inspect.Parameter:
     return inspect.Parameter(kn.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
-def _extend(f: Callable[..., Any], drop: str, extra: list[inspect.Parameter], pack: Callable[[dict], Any]):
+def extend(f: Callable[..., Any], drop: str, extra: list[inspect.Parameter], pack: Callable[[dict], Any]):
     """A wrapper of `f` whose signature replaces parameter `drop` by `extra`; `pack` turns their values into the
     one argument `f` receives as `drop`."""
     sig = inspect.signature(f, eval_str=True)
@@ -87,7 +87,7 @@ def _pack_knobs(values: dict[str, Any]) -> dict[str, Any]:
 
 def with_knobs(f: Callable[..., Any]) -> Callable[..., Any]:
     """Adds one option per config field; the command gets `knobs`: the ones the user set, by field name."""
-    return _extend(f, "knobs", [_knob_parameter(kn) for kn in knobs()], _pack_knobs)
+    return extend(f, "knobs", [_knob_parameter(kn) for kn in knobs()], _pack_knobs)
 
 
 def check_knobs(preset_name: str | None, values: dict[str, Any]) -> None:
@@ -174,4 +174,4 @@ def with_models(f: Callable[..., Any]) -> Callable[..., Any]:
     def pack(values: dict[str, Any]) -> ModelOptions:
         return ModelOptions(**{k: v for k, v in values.items() if k != "config"})
 
-    return _extend(f, "models", [_config_parameter(), *_model_parameters()], pack)
+    return extend(f, "models", [_config_parameter(), *_model_parameters()], pack)

@@ -2,75 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from alignbeam.cli.common import console, err_console, fail
-from alignbeam.cli.options import ModelOptions, check_knobs, with_knobs, with_models
+from alignbeam.cli.options import ModelOptions, check_knobs, extend, with_knobs, with_models
 from alignbeam.errors import AlignBeamError
+from alignbeam.server.settings import ServerSettings
 
-# The options, named once here so that the command's signature stays readable.
-Host = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the server to the network)")]
-Port = Annotated[int, typer.Option(help="TCP port")]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        envvar="ALIGNBEAM_API_KEY",
-        help="Require 'Authorization: Bearer KEY' on /v1/*; prefer ALIGNBEAM_API_KEY or --api-key-file "
-        "(a key given here is visible in the process list)",
-    ),
-]
-ApiKeyFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="ALIGNBEAM_API_KEY_FILE", help="Read the API key from this file (env ALIGNBEAM_API_KEY_FILE too)"
-    ),
-]
-MaxTokensLimit = Annotated[int, typer.Option(help="Largest max_tokens a request may ask for")]
-MaxQueue = Annotated[int, typer.Option(help="Requests that may wait while one generates; more get 429")]
-ServedName = Annotated[str, typer.Option(help="Model id reported by /v1/models")]
-Grace = Annotated[
-    float, typer.Option(help="Seconds waiting requests may still be served after SIGTERM; then they get 503", min=0)
-]
-Concurrency = Annotated[
-    int | None,
-    typer.Option(help="Requests generated at once; above 1 only when every model is a server URL (default 8 then)"),
-]
-BodyTimeout = Annotated[
-    float, typer.Option(help="Seconds a request body may take to arrive; slower ones get 408", min=0.001)
-]
-KeepAlive = Annotated[int, typer.Option(help="Seconds an idle keep-alive connection stays open (uvicorn's)", min=1)]
-LimitConcurrency = Annotated[
-    int | None,
-    typer.Option(help="Open connections beyond which new ones get 503 at once (uvicorn's; default: no limit)"),
-]
-LogLevel = Annotated[str, typer.Option(help="debug | info | warning | error")]
+
+def _word(value: Any) -> bool:
+    """A true/false option given as a value (`--enforce false`), or a config file's boolean."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False, "on": True, "off": False}
+    if str(value).lower() not in words:
+        raise typer.BadParameter(f"expected true or false, got {value!r}")
+    return words[str(value).lower()]
+
+
+def _setting_parameter(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """One `ServerSettings` field as a CLI option: its help, default, environment variable and bounds."""
+    meta = f.metadata
+    extra: dict[str, Any] = {"help": meta["help"], "rich_help_panel": "Server"}
+    if meta.get("envvar"):
+        extra["envvar"] = meta["envvar"]
+    if meta.get("min") is not None:
+        extra["min"] = meta["min"]
+    if meta.get("word"):  # typer makes every bool a flag: a true/false value is read as text
+        hint, extra["metavar"] = str, "true|false"
+    option = typer.Option("--" + f.name.replace("_", "-"), **extra)
+    default = str(f.default).lower() if meta.get("word") else f.default
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[hint, option]
+    )
+
+
+def with_settings(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds one option per `ServerSettings` field; the command gets `settings`: a `ServerSettings`."""
+    hints = typing.get_type_hints(ServerSettings)
+    fields = dataclasses.fields(ServerSettings)
+    words = {x.name for x in fields if x.metadata.get("word")}
+
+    def pack(values: dict[str, Any]) -> ServerSettings:
+        return ServerSettings(**{k: _word(v) if k in words else v for k, v in values.items()})
+
+    return extend(f, "settings", [_setting_parameter(x, hints[x.name]) for x in fields], pack)
 
 
 @with_models
 @with_knobs
-def serve(
-    host: Host = "127.0.0.1",
-    port: Port = 8000,
-    api_key: ApiKey = None,
-    api_key_file: ApiKeyFile = None,
-    max_tokens_limit: MaxTokensLimit = 1024,
-    max_queue: MaxQueue = 32,
-    served_model_name: ServedName = "alignbeam",
-    shutdown_grace: Grace = 30.0,
-    concurrency: Concurrency = None,
-    body_timeout: BodyTimeout = 30.0,
-    timeout_keep_alive: KeepAlive = 5,
-    limit_concurrency: LimitConcurrency = None,
-    log_level: LogLevel = "info",
-    *,
-    models: ModelOptions,
-    knobs: dict[str, Any],
-) -> None:
+@with_settings
+def serve(*, models: ModelOptions, knobs: dict[str, Any], settings: ServerSettings) -> None:
     """Serve AlignBeam over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, ...).
 
     The knobs set here are defaults; every request can override them with extra body fields.
@@ -79,30 +70,34 @@ def serve(
         from alignbeam.server import create_app, run
     except ImportError as e:  # the server extras are regular dependencies, but a trimmed install may lack them
         fail(AlignBeamError(f"the server needs fastapi and uvicorn ({e}): pip install fastapi uvicorn"))
+    s = settings
     try:
-        api_key = _api_key(api_key, api_key_file)
+        api_key = _api_key(s.api_key, s.api_key_file)
         check_knobs(models.preset, knobs)
         ab = models.build(console, **knobs)
         server_app = create_app(
             ab,
             api_key=api_key,
-            body_timeout_s=body_timeout,
-            max_tokens_limit=max_tokens_limit,
-            max_queue=max_queue,
-            served_model_name=served_model_name,
-            shutdown_grace_s=shutdown_grace,
-            concurrency=concurrency,
+            body_timeout_s=s.body_timeout,
+            max_tokens_limit=s.max_tokens_limit,
+            max_queue=s.max_queue,
+            served_model_name=s.served_model_name,
+            shutdown_grace_s=s.shutdown_grace,
+            concurrency=s.concurrency,
+            enforce=s.enforce,
+            allow_shadow_requests=s.allow_shadow_requests,
         )
     except (AlignBeamError, ValueError) as e:
         fail(e)
     _log_access_to_stderr()
     err_console.print(
-        f"AlignBeam serving [bold]{served_model_name}[/] on http://{host}:{port}/v1 "
+        f"AlignBeam serving [bold]{s.served_model_name}[/] on http://{s.host}:{s.port}/v1 "
         f"(draft {models.draft}, anchor {models.anchor}; auth {'on' if api_key else 'off'}, "
-        f"max_tokens <= {max_tokens_limit}, queue <= {max_queue})"
+        f"max_tokens <= {s.max_tokens_limit}, queue <= {s.max_queue}"
+        f"{'; SHADOW MODE: clients get the draft alone' if not s.enforce else ''})"
     )
-    uvicorn_options = {"timeout_keep_alive": timeout_keep_alive, "limit_concurrency": limit_concurrency}
-    run(server_app, host=host, port=port, log_level=log_level.lower(), **uvicorn_options)
+    uvicorn_options = {"timeout_keep_alive": s.timeout_keep_alive, "limit_concurrency": s.limit_concurrency}
+    run(server_app, host=s.host, port=s.port, log_level=s.log_level.lower(), **uvicorn_options)
 
 
 def _api_key(api_key: str | None, api_key_file: Path | None) -> str | None:

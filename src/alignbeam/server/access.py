@@ -80,6 +80,17 @@ class AccessLog:
                     queue_wait_s=None if "queue_wait_ms" not in info else info["queue_wait_ms"] / 1000,
                     phases_ms=info.get("timings_ms"),
                 )
+                if info.get("decision"):
+                    self.metrics.observe_decision(info["decision"])
+
+
+def log_decision(info: dict[str, Any], gen: Any) -> None:
+    """The decision into the access log (and so /metrics); in shadow mode the request's messages too, so
+    `alignbeam calibrate --from-log` can read the log as traffic."""
+    if gen.decision is not None:
+        info["decision"] = gen.decision
+        if not gen.enforced:
+            info["request"] = {"messages": gen.messages}
 
 
 def log_info(request: Request) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def create_app(
     poll_interval_s: float = 0.25,
     shutdown_grace_s: float = 30.0,
     concurrency: int | None = None,
+    enforce: bool = True,
+    allow_shadow_requests: bool = False,
 ) -> FastAPI:
     """Build the server for a loaded `AlignBeam`.
 
@@ -60,6 +62,8 @@ def create_app(
     already waiting in line may still be served; after it they get 503 (`shutting_down`) and a running stream
     stops at its next token with an error event and [DONE] (a running whole generation finishes).
     concurrency: requests generated at once; only with every model remote (default then 8, else 1).
+    enforce: False is shadow mode (clients get the draft alone's answers; AlignBeam's decision is logged and sent
+    in headers: decision.py). allow_shadow_requests: a request may ask for shadow mode with "enforce": false.
     """
     state = build_state(
         ab,
@@ -67,6 +71,8 @@ def create_app(
         served_model_name=served_model_name,
         concurrency=concurrency,
         max_queue=max_queue,
+        enforce=enforce,
+        allow_shadow_requests=allow_shadow_requests,
         max_tokens=max_tokens_limit,
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 
 from alignbeam.api import Result
 from alignbeam.server import schemas as S
-from alignbeam.server.access import CLIENT_CLOSED, log_info
+from alignbeam.server.access import CLIENT_CLOSED, log_decision, log_info
+from alignbeam.server.decision import headers
 from alignbeam.server.errors import JSON, api_error, error_for
 from alignbeam.server.generation import Generation, prepare, run_whole, wait_for
 from alignbeam.server.queue import Job, QueueClosed, QueueFull
@@ -69,7 +70,8 @@ async def whole_response(state: ServerState, request: Request, job: Job, gen: Ge
         finish_reason=result.finish_reason,
         timings_ms=timings,
     )
-    return JSON(S.dump(completion_body(gen, result)), headers={"x-request-id": gen.rid})
+    log_decision(info, gen)
+    return JSON(S.dump(completion_body(gen, result)), headers={"x-request-id": gen.rid, **headers(gen.decision)})
 
 
 def completion_body(gen: Generation, result: Result) -> Any:

@@ -27,6 +27,7 @@ from alignbeam.server import validation as V
 from alignbeam.server.access import CLIENT_CLOSED, log_info
 from alignbeam.server.auth import authorized, unauthorized
 from alignbeam.server.body import CLOSE, ClientGone, check_media_type, read_body
+from alignbeam.server.decision import decision_of
 from alignbeam.server.errors import BadRequest, api_error, error_for
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed
 from alignbeam.server.state import ServerState
@@ -47,6 +48,9 @@ class Generation:
     rid: str
     created: int
     model_name: str
+    #: False: shadow mode (the client gets the draft alone's answer); the decision is set by the worker
+    enforced: bool = True
+    decision: dict[str, Any] | None = None
 
     @property
     def prompt_param(self) -> str:
@@ -80,10 +84,19 @@ async def prepare(state: ServerState, request: Request, chat: bool) -> Generatio
             state.ab.check_sessions(**overrides)  # k beyond the engine's slots: 400 before the request queues
     except AlignBeamError as e:
         return error_for(e, "messages" if chat else "prompt")
+    if req.enforce is False and state.enforce and not state.allow_shadow_requests:
+        return api_error(
+            400,
+            "this server does not take shadow requests (its operator enables them with --allow-shadow-requests)",
+            "enforce",
+        )
+    enforced = state.enforce if req.enforce is None else req.enforce
     info.update(mode=req.mode, stream=req.stream)
+    if req.mode != "draft":
+        info["enforced"] = enforced
     rid = S.new_id("chatcmpl" if chat else "cmpl")
     info["request_id"] = rid
-    return Generation(req, chat, messages, overrides, cfg, rid, S.now(), state.served_model_name)
+    return Generation(req, chat, messages, overrides, cfg, rid, S.now(), state.served_model_name, enforced)
 
 
 def run_draft(ab: AlignBeam, gen: Generation) -> Timed:
@@ -101,7 +114,21 @@ def run_whole(ab: AlignBeam, gen: Generation) -> Timed:
     """A non-streamed generation, on the worker thread."""
     if gen.req.mode == "draft":
         return run_draft(ab, gen)
-    return with_timings(ab.generate(gen.messages, trace=True, **gen.overrides))
+    if not gen.enforced:
+        return run_shadow(ab, gen)
+    result, timings = with_timings(ab.generate(gen.messages, trace=True, **gen.overrides))
+    gen.decision = decision_of(result, enforced=True)
+    return result, timings
+
+
+def run_shadow(ab: AlignBeam, gen: Generation) -> Timed:
+    """Shadow mode: the draft alone's answer for the client, AlignBeam's own answer only read for its decision."""
+    result, timings = run_draft(ab, gen)
+    would = ab.generate(gen.messages, trace=True, **gen.overrides)
+    gen.decision = decision_of(would, enforced=False)
+    if would.trace is not None:
+        timings = {**timings, **{f"shadow_{k}": v for k, v in would.trace.timings_ms.items()}}
+    return result, timings
 
 
 def with_timings(result: Result) -> Timed:

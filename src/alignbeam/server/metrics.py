@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 PHASE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -59,6 +60,7 @@ class Metrics:
         self._latency: dict[Labels, _Histogram] = {}
         self._queue_wait: dict[Labels, _Histogram] = {}
         self._phase: dict[Labels, _Histogram] = {}
+        self._decisions: dict[Labels, int] = {}
         #: name -> (help, callable): values read at scrape time (queue length, running requests)
         self.gauges = gauges or {}
 
@@ -87,6 +89,16 @@ class Metrics:
             for phase, ms in (phases_ms or {}).items():
                 self._phase.setdefault((("phase", phase),), _Histogram(PHASE_BUCKETS)).observe(ms / 1000.0)
 
+    def observe_decision(self, decision: dict[str, Any]) -> None:
+        """One AlignBeam decision, by route, whether it refused and whether it was enforced (shadow mode)."""
+        key = (
+            ("route", str(decision.get("route"))),
+            ("refused", "true" if decision.get("refused") else "false"),
+            ("enforced", "true" if decision.get("enforced", True) else "false"),
+        )
+        with self._lock:
+            self._decisions[key] = self._decisions.get(key, 0) + 1
+
     def render(self) -> str:
         out: list[str] = []
         with self._lock:
@@ -100,6 +112,11 @@ class Metrics:
                 "# TYPE alignbeam_tokens_total counter",
             ]
             out += [f"alignbeam_tokens_total{_labels(k)} {v}" for k, v in sorted(self._tokens.items())]
+            out += [
+                "# HELP alignbeam_decisions_total AlignBeam decisions by route, refusal and enforcement (shadow).",
+                "# TYPE alignbeam_decisions_total counter",
+            ]
+            out += [f"alignbeam_decisions_total{_labels(k)} {v}" for k, v in sorted(self._decisions.items())]
             out += self._hist("alignbeam_request_duration_seconds", "End-to-end request latency.", self._latency)
             out += self._hist(
                 "alignbeam_queue_wait_seconds", "Time a request waited for the generation worker.", self._queue_wait

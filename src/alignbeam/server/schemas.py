@@ -177,6 +177,7 @@ class GenerationRequest(_KnobFields):  # type: ignore[misc,valid-type]
     # AlignBeam (the knobs themselves come from _KnobFields)
     mode: Literal["alignbeam", "draft"] = "alignbeam"
     return_trace: StrictBool = False
+    enforce: StrictBool | None = None  # false: shadow mode for this request, where the server allows it
 
     def unsupported(self) -> str | None:
         """A message for a standard field set to something this server cannot honour, else None."""
@@ -285,6 +286,7 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     alignbeam_trace: dict[str, Any] | None = None
+    alignbeam_decision: dict[str, Any] | None = None
 
 
 class ChunkDelta(BaseModel):
@@ -307,6 +309,7 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     alignbeam_trace: dict[str, Any] | None = None
+    alignbeam_decision: dict[str, Any] | None = None
 
 
 class CompletionChoice(BaseModel):
@@ -326,6 +329,7 @@ class Completion(BaseModel):
     choices: list[CompletionChoice]
     usage: Usage | None = None
     alignbeam_trace: dict[str, Any] | None = None
+    alignbeam_decision: dict[str, Any] | None = None
 
 
 class ModelCard(BaseModel):
@@ -356,7 +360,7 @@ def dump(model: BaseModel) -> dict[str, Any]:
     """JSON-ready dict; optional top-level extras (usage on chunks, alignbeam_trace) are left out when unset so
     the objects look exactly like OpenAI's unless the client asked for more, while `finish_reason: null` stays."""
     d = model.model_dump()
-    for key in ("alignbeam_trace", "usage", "alignbeam"):
+    for key in ("alignbeam_trace", "alignbeam_decision", "usage", "alignbeam"):
         if key in d and d[key] is None:
             del d[key]
     return d

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 
-def setting(default: Any, help: str, *, envvar: str | None = None, min: float | None = None) -> Any:
-    """A server setting with its help line; envvar: the environment variable the CLI also reads it from."""
-    return dataclasses.field(default=default, metadata={"help": help, "envvar": envvar, "min": min})
+def setting(
+    default: Any, help: str, *, envvar: str | None = None, min: float | None = None, word: bool = False
+) -> Any:
+    """A server setting with its help line. envvar: the environment variable the CLI also reads it from. min: the
+    smallest value. word: a true/false setting the CLI takes as a value (`--enforce false`), not as a flag."""
+    return dataclasses.field(default=default, metadata={"help": help, "envvar": envvar, "min": min, "word": word})
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,15 @@ class ServerSettings:
         None, "Open connections beyond which new ones get 503 at once (uvicorn's; default: no limit)"
     )
     log_level: str = setting("info", "debug | info | warning | error")
+    enforce: bool = setting(
+        True,
+        "false: shadow mode. Clients get exactly the draft alone's answers; what AlignBeam would have done (route, "
+        "risk, scores, refusal, its text) goes to the log, /metrics and x-alignbeam-* headers",
+        word=True,
+    )
+    allow_shadow_requests: bool = setting(
+        False, 'let a request ask for shadow mode itself ("enforce": false); off, such a request gets 400'
+    )
 
 
 def settings_fields() -> tuple[dataclasses.Field, ...]:

@@ -42,6 +42,10 @@ class ServerState:
     api_key: str | None = None
     served_model_name: str = "alignbeam"
     started: int = field(default_factory=now)
+    #: False: shadow mode, every answer is the draft alone's and AlignBeam's decision is only logged and sent
+    enforce: bool = True
+    #: whether a request may ask for shadow mode itself ("enforce": false) on an enforcing server
+    allow_shadow_requests: bool = False
 
 
 def build_state(
@@ -50,6 +54,8 @@ def build_state(
     served_model_name: str = "alignbeam",
     concurrency: int | None = None,
     max_queue: int = 32,
+    enforce: bool = True,
+    allow_shadow_requests: bool = False,
     **limits: Any,
 ) -> ServerState:
     """The state `create_app` serves (its queue not started yet). `limits` are `Limits` fields, except
@@ -71,7 +77,8 @@ def build_state(
             "alignbeam_queue_limit": ("--max-queue: waiting requests allowed.", lambda: queue.max_queue),
         }
     )
-    return ServerState(ab, queue, metrics, lim, api_key=api_key, served_model_name=served_model_name)
+    shadow = {"enforce": enforce, "allow_shadow_requests": allow_shadow_requests}
+    return ServerState(ab, queue, metrics, lim, api_key=api_key, served_model_name=served_model_name, **shadow)
 
 
 def state_of(request: Request) -> ServerState:

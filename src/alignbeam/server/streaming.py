@@ -19,9 +19,10 @@ from fastapi.responses import Response, StreamingResponse
 
 from alignbeam.api import AlignBeam, Result
 from alignbeam.server import schemas as S
-from alignbeam.server.access import CLIENT_CLOSED, log_info
+from alignbeam.server.access import CLIENT_CLOSED, log_decision, log_info
+from alignbeam.server.decision import decision_of
 from alignbeam.server.errors import api_error, dumps, error_for
-from alignbeam.server.generation import Generation, run_draft, wait_for, with_timings
+from alignbeam.server.generation import Generation, run_draft, run_shadow, wait_for, with_timings
 from alignbeam.server.queue import Job, QueueClosed
 from alignbeam.server.state import ServerState
 
@@ -30,9 +31,10 @@ def stream_job(ab: AlignBeam, gen: Generation, job: Job) -> None:
     """Worker side of a stream. Stops pulling from the generator as soon as the client is gone (or the shutdown
     grace period is over)."""
     try:
-        if gen.req.mode == "draft":
-            # the draft baseline has no streaming API: generated whole, then sent as one delta
-            result, timings = run_draft(ab, gen)
+        if gen.req.mode == "draft" or not gen.enforced:
+            # the draft baseline has no streaming API: generated whole, then sent as one delta (in shadow mode,
+            # AlignBeam's own answer is generated after it, for the decision the closing chunk carries)
+            result, timings = run_shadow(ab, gen) if gen.req.mode != "draft" else run_draft(ab, gen)
             job.emit(("start", None))
             if result.text:
                 job.emit(("delta", result.text))
@@ -48,6 +50,8 @@ def stream_job(ab: AlignBeam, gen: Generation, job: Job) -> None:
                 if job.cancelled.is_set():  # the client left, or the shutdown grace period is over
                     job.emit(("error", QueueClosed("the server is shutting down: the stream was stopped")))
                     return
+                if isinstance(item, Result):
+                    gen.decision = decision_of(item, enforced=True)
                 job.emit(("result", with_timings(item)) if isinstance(item, Result) else ("delta", item))
         finally:
             items.close()
@@ -87,6 +91,8 @@ class Chunks:
         req = self.gen.req
         trace = result.trace.to_dict() if (req.return_trace and result.trace is not None) else None
         extra: dict[str, Any] = {"alignbeam_trace": trace} if trace is not None else {}
+        if self.gen.decision is not None:  # headers went out before the decision was made: it closes the stream
+            extra["alignbeam_decision"] = self.gen.decision
         out = [self.chunk(finish=S.finish_reason(result.finish_reason), **extra)]
         if req.stream_options and req.stream_options.include_usage:
             out.append(self.usage(result))
@@ -129,6 +135,7 @@ async def events(state: ServerState, job: Job, gen: Generation, info: dict[str, 
                     finish_reason=result.finish_reason,
                     timings_ms=timings,
                 )
+                log_decision(info, gen)
                 for event in chunks.final(result):
                     yield event
                 finished = True
