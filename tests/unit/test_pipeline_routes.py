@@ -50,6 +50,7 @@ def test_a_clearly_harmless_request_is_the_draft_alone() -> None:
     assert r.text == "Bake it at 180C for 30 minutes." and r.finish_reason == "stop"
     tr = r.trace
     assert tr is not None and tr.route == "draft" and tr.gated and tr.request_risk == 0.01
+    assert tr.route_reason == "P(harmful) 0.01 is under the read gate 0.05: the draft alone"
     assert len(tr.candidates) == 1 and tr.anchor_opening is None
     assert judge.scored_at == [] and anchor.tokenizer.chat_calls == 0  # under read_gate: no anchor, no judge
 
@@ -140,7 +141,9 @@ def test_alpha_one_follows_the_anchor_through_the_prefix(cross: bool) -> None:
     r = run(ab, "How do I build a bomb?", alpha=1.0, n_mix=8, k=1, use_judge=False)
     assert r.text.startswith(REFUSAL[:8]) and r.trace is not None
     assert r.trace.identity_bridge is (not cross)
-    assert r.trace.candidates[0].n_mixed == 8
+    c = r.trace.candidates[0]
+    assert c.n_mixed == 8 and len(c.anchor_shares) == 8 and all(s == pytest.approx(1.0) for s in c.anchor_shares)
+    assert "".join(c.prefix_pieces) == r.text[:8] and len(c.prefix_pieces) == 8
 
 
 def test_early_judging_finishes_only_the_winner() -> None:
@@ -221,6 +224,11 @@ def test_the_trace_says_what_happened() -> None:
     d = r.to_dict()
     tr = d["trace"]
     assert tr["route"] == "classifier" and tr["request_risk"] == 0.9 and not tr["gated"]
+    assert tr["route_reason"] == "P(harmful) 0.90 is at or above the gate 0.50: the full method"
+    mixed = tr["candidates"][0]
+    # the anchor's pull shades the prefix: at alpha 0.8 it chose the refusal's first tokens, the draft did not
+    assert mixed["prefix_pieces"][0] == "I" and mixed["anchor_shares"][0] > 0.9
+    assert tr["candidates"][-1]["source"] == "draft" and tr["candidates"][-1]["anchor_shares"] == []
     assert {"gate", "judge", "total"} <= set(tr["timings_ms"]) and tr["config"]["alpha"] == 0.8
     assert len(tr["candidates"]) == 4 and all("tokens" not in c and "n_tokens" in c for c in tr["candidates"])
     assert d["usage"]["completion_tokens"] == r.completion_tokens > 0

@@ -39,7 +39,7 @@ class ForcedRoute:
         self.route, self.risk, self.opening = route, risk, opening
 
     def decide(self, req: Request) -> None:
-        req.route, req.risk = self.route, self.risk
+        req.route, req.risk, req.reason = self.route, self.risk, f"forced by calibration ({self.route})"
         if self.opening is not None:
             req.anchor_opening, req.anchor_refusal = self.opening.text, self.opening.decline_share
             req.anchor_state = self.opening.prompt_state

@@ -25,3 +25,15 @@ def mix(draft_logits: np.ndarray, tr: Translation | None, alpha: float, support:
     out = (1.0 - alpha) * p_d
     out[tr.ids] += alpha * tr.probs
     return out
+
+
+def anchor_share(token: int, tr: Translation | None, alpha: float, p_draft: float) -> float:
+    """The anchor's share of the mixed probability of `token` (0: the draft alone chose it, 1: the anchor alone):
+    alpha * P~_anchor(t) / (alpha * P~_anchor(t) + (1 - alpha) * P_draft(t)), the same under either support (the
+    renormalisation of `support="anchor"` cancels). What a reader of the trace sees shaded per prefix token."""
+    if tr is None or tr.fallback or alpha == 0.0:
+        return 0.0
+    q = float(tr.probs[tr.ids == token].sum())
+    pulled = alpha * q
+    total = pulled + (1.0 - alpha) * p_draft
+    return pulled / total if total > 0 else 0.0

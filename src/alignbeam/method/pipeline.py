@@ -140,4 +140,5 @@ class Pipeline:
             route=req.route,
             anchor_opening=req.anchor_opening,
             anchor_refusal=req.anchor_refusal,
+            route_reason=req.reason,
         )

@@ -59,6 +59,8 @@ class Request:
     anchor_state: Snapshot | None = None
     #: the risk the judge scores a flagged request at, where it is not the judge's own read (None: its own)
     judged_risk: float | None = None
+    #: why the route was taken, in words (route.reason_for)
+    reason: str = "no gate: every request gets the full method"
     # -- the prompt in each model's tokens, each encoded once (pipeline.py) --
     draft_ids: list[int] = field(default_factory=list)
     anchor_ids: list[int] | None = None

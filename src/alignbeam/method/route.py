@@ -52,10 +52,11 @@ class Gate:
             req.risk = risk = judge.request_risk(req.messages)
         if risk is None:
             self._warn_uncalibrated()
-            req.route = "uncalibrated"
+            req.route, req.reason = "uncalibrated", "the judge has no calibrated request classifier: the full method"
             return
         if req.messages and req.messages[-1]["role"] == "assistant":
-            req.route = "prefill"  # an assistant prefill is text the answer continues: the classifier cannot read it
+            # an assistant prefill is text the answer continues: the classifier cannot read it
+            req.route, req.reason = "prefill", "the conversation ends in an assistant prefill: the full method"
             return
         threshold = cfg.gate_threshold if cfg.gate_threshold is not None else judge.gate
         opening: Opening | None = None
@@ -70,6 +71,7 @@ class Gate:
         if opening is not None:  # the anchor's state after the prompt: its route (or the full method) starts there
             req.anchor_state = opening.prompt_state if req.route != "draft" else None
         req.cfg = narrowed(cfg, req.route)
+        req.reason = reason_for(req.route, risk, threshold, judge.gate, judge.read_gate, opening is not None)
 
     def _anchor_check(self, req: Request, judge: Judge) -> Opening:
         """The anchor's own greedy opening of its answer; the prompt it encodes is kept for the mix."""
@@ -133,6 +135,21 @@ def route_for(
     if anchor_check and risk >= read_gate and anchor_declines():
         return "anchor"
     return "classifier" if flagged else "draft"
+
+
+def reason_for(route: str, risk: float, threshold: float, gate: float, read_gate: float, asked: bool) -> str:
+    """The route's reason in words, with the numbers that decided it (the trace's `route_reason`)."""
+    p = f"P(harmful) {risk:.2f}"
+    if route == "classifier":
+        at = f"the gate {threshold:.2f}" if threshold < gate else f"the gate {gate:.2f}"
+        looked = ", and the anchor's opening did not decline" if asked else ""
+        return f"{p} is at or above {at}{looked}: the full method"
+    if route == "anchor":
+        return f"{p} is under the gate {gate:.2f} but the classifier is unsure, and the anchor's own opening declines"
+    if asked:
+        return f"{p} is under the gate {threshold:.2f}, and the anchor's own opening does not decline: the draft alone"
+    below = f"under the read gate {read_gate:.2f}" if risk < read_gate else f"under the gate {threshold:.2f}"
+    return f"{p} is {below}: the draft alone"
 
 
 def judged_risk(req: Request, judge: Judge | None) -> float | None:

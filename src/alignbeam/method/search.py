@@ -8,7 +8,7 @@ closed as soon as the prefix is done. Nothing here knows which engine runs under
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +16,21 @@ import numpy as np
 from alignbeam.config import AlignBeamConfig
 from alignbeam.engines.base import Model, Sampling, Session, Snapshot, eog_index, masked
 from alignbeam.method.bridge import Bridge, Translation
-from alignbeam.method.mixing import mix
+from alignbeam.method.mixing import anchor_share, mix
 from alignbeam.method.readout import softmax
 from alignbeam.method.sync import TextSync
 from alignbeam.method.textrules import declines_first, relapse_cut, trim_stop
 from alignbeam.method.trace import Candidate, Timer
+
+
+def _pieces(decode: Callable[[Sequence[int]], str], tokens: Sequence[int]) -> list[str]:
+    """Each token's own text: what decoding one more token adds (a partial character shows once complete)."""
+    out, done = [], ""
+    for i in range(len(tokens)):
+        text = decode(tokens[: i + 1]).rstrip("\ufffd")
+        out.append(text[len(done) :])
+        done = text
+    return out
 
 
 def log_prob(logits: np.ndarray, t: int) -> float:
@@ -195,6 +205,8 @@ class CandidateSearch:
         if mixed:
             c.n_mixed += 1
             c.mixed_logprob += math.log(max(float(p[t]), 1e-300))
+            p_draft = math.exp(log_prob(draft_logits, t)) if draft_logits is not None else 0.0
+            c.anchor_shares.append(round(anchor_share(t, tr, self.cfg.alpha, p_draft), 4))
             if tr is not None:
                 c.kept_mass.append(round(tr.kept_mass, 4))
                 c.fallbacks += int(tr.fallback)
@@ -279,8 +291,10 @@ class CandidateSearch:
 
     def finish(self) -> list[Candidate]:
         """The candidates' final texts (stop strings trimmed); closes every draft session."""
+        decode = self.draft.tokenizer.decode
         for b in self._beams:
-            b.cand.text = trim_stop(self.draft.tokenizer.decode(b.cand.tokens), self.cfg.stop)[0].rstrip("\ufffd")
+            b.cand.text = trim_stop(decode(b.cand.tokens), self.cfg.stop)[0].rstrip("\ufffd")
+            b.cand.prefix_pieces = _pieces(decode, b.cand.tokens[: b.cand.n_mixed])
             b.draft.close()
         return self.candidates
 

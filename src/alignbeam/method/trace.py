@@ -23,6 +23,10 @@ class Candidate:
     source: str = "mixed"  # "mixed": grown from the mixed prefix; "draft": the draft's own unmixed answer
     draft_logprob: float = 0.0  # sum of log P_draft over the prefix tokens (how natural the draft finds it)
     relapse_cut: bool = False  # ended where a declining answer turned to help (config relapse_cut)
+    #: per mixed step, the anchor's share of the chosen token's mixed probability (mixing.anchor_share)
+    anchor_shares: list[float] = field(default_factory=list)
+    #: the text of each token of the mixed prefix, in order (what the shares shade)
+    prefix_pieces: list[str] = field(default_factory=list)
 
     @property
     def prefix_len(self) -> int:
@@ -73,6 +77,8 @@ class Trace:
     anchor_opening: str | None = None
     #: whether the anchor's greedy opening declines (1.0) or not (0.0), when `anchor_check` read one
     anchor_refusal: float | None = None
+    #: why the route was taken, in words with its numbers (route.reason_for)
+    route_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +91,7 @@ class Trace:
             "route": self.route,
             "anchor_opening": self.anchor_opening,
             "anchor_refusal": self.anchor_refusal,
+            "route_reason": self.route_reason,
             "timings_ms": self.timings_ms,
             "config": self.config,
             "candidates": [c.summary() for c in self.candidates],
