@@ -84,9 +84,16 @@ class AccessLog:
                     self.metrics.observe_decision(info["decision"])
 
 
-def log_decision(info: dict[str, Any], gen: Any) -> None:
-    """The decision into the access log (and so /metrics); in shadow mode the request's messages too, so
-    `alignbeam calibrate --from-log` can read the log as traffic."""
+def log_result(info: dict[str, Any], gen: Any, result: Any, timings: dict[str, float]) -> None:
+    """A finished generation into the access log (and so /metrics): tokens, finish reason, phase timings and the
+    decision; in shadow mode the request's messages too, so `alignbeam calibrate --from-log` can read the log as
+    traffic."""
+    info.update(
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        finish_reason=result.finish_reason,
+        timings_ms=timings,
+    )
     if gen.decision is not None:
         info["decision"] = gen.decision
         if not gen.enforced:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from alignbeam.api import Result
 from alignbeam.server import schemas as S
-from alignbeam.server.access import CLIENT_CLOSED, log_decision, log_info
+from alignbeam.server.access import CLIENT_CLOSED, log_info, log_result
 from alignbeam.server.decision import headers
 from alignbeam.server.errors import JSON, api_error, error_for
 from alignbeam.server.generation import Generation, prepare, run_whole, wait_for
@@ -64,13 +64,7 @@ async def whole_response(state: ServerState, request: Request, job: Job, gen: Ge
         result, timings = job.future.result()
     except BaseException as e:
         return error_for(e, gen.prompt_param)
-    info.update(
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        finish_reason=result.finish_reason,
-        timings_ms=timings,
-    )
-    log_decision(info, gen)
+    log_result(info, gen, result, timings)
     return JSON(S.dump(completion_body(gen, result)), headers={"x-request-id": gen.rid, **headers(gen.decision)})
 
 

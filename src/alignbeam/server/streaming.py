@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from alignbeam.api import AlignBeam, Result
 from alignbeam.server import schemas as S
-from alignbeam.server.access import CLIENT_CLOSED, log_decision, log_info
+from alignbeam.server.access import CLIENT_CLOSED, log_info, log_result
 from alignbeam.server.decision import decision_of
 from alignbeam.server.errors import api_error, dumps, error_for
 from alignbeam.server.generation import Generation, run_draft, run_shadow, wait_for, with_timings
@@ -129,13 +129,7 @@ async def events(state: ServerState, job: Job, gen: Generation, info: dict[str, 
                 yield chunks.chunk(content=payload)
             elif kind == "result":
                 result, timings = payload
-                info.update(
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    finish_reason=result.finish_reason,
-                    timings_ms=timings,
-                )
-                log_decision(info, gen)
+                log_result(info, gen, result, timings)
                 for event in chunks.final(result):
                     yield event
                 finished = True
