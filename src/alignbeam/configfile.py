@@ -10,6 +10,9 @@
       port: 8080
       api_key: ${ALIGNBEAM_API_KEY}
     calibration: {...}            # written by `alignbeam calibrate`: what the operating point promises (not read)
+    policies:                     # per API key (tenant): its own operating point and judge policy text
+      clinic: {key: ${CLINIC_KEY}, knobs: {gate_threshold: 0.3}, judge_policy: "..."}
+      default: {knobs: {...}}     # every other authorised request
 
 Its schema is derived from the classes that define each section, so a new knob or server setting is valid in
 the file with no edit here. Every mistake is one line that names the key: an unknown key with the closest valid
@@ -37,6 +40,8 @@ from alignbeam.modelspec import ModelOptions
 
 #: sections whose keys are checked; `calibration` is kept as written (a record of what calibrate measured)
 SECTIONS = ("models", "knobs", "server")
+#: what one policy of the `policies` section holds
+POLICY_KEYS = ("key", "knobs", "judge_policy")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -48,10 +53,17 @@ class Deployment:
     knobs: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
 
     def model_options(self) -> ModelOptions:
         return ModelOptions(**self.models)
+
+    def server_policies(self) -> tuple[Any, ...]:
+        """The `policies` section as the server's Policy objects."""
+        from alignbeam.server.policies import Policy
+
+        return tuple(Policy(name, p["key"], p["knobs"], p["judge_policy"]) for name, p in self.policies.items())
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its CLI parameter name (models, knobs and server settings share no name)."""
@@ -98,8 +110,12 @@ def parse_config(raw: Any, path: Path | None = None) -> Deployment:
         if section == "calibration":
             out.calibration = dict(body or {})
             continue
+        if section == "policies":
+            out.policies = _policies(body, kinds["knobs"], where)
+            continue
         if section not in kinds:
-            raise ConfigError(f"{where}unknown section {section!r}{_closest(section, [*SECTIONS, 'calibration'])}")
+            valid = [*SECTIONS, "calibration", "policies"]
+            raise ConfigError(f"{where}unknown section {section!r}{_closest(section, valid)}")
         if not isinstance(body, dict):
             raise ConfigError(f"{where}section {section!r} must be a mapping of key: value")
         values = {}
@@ -113,12 +129,48 @@ def parse_config(raw: Any, path: Path | None = None) -> Deployment:
     return out
 
 
+def _policies(body: Any, knob_types: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The `policies` section: name -> {key, knobs, judge_policy}; every policy but `default` needs its key."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}section 'policies' must map each policy's name to its settings")
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in body.items():
+        if not isinstance(p, dict):
+            raise ConfigError(f"{where}policies.{name} must be a mapping (key, knobs, judge_policy)")
+        for k in p:
+            if k not in POLICY_KEYS:
+                raise ConfigError(f"{where}unknown key policies.{name}.{k}{_closest(str(k), list(POLICY_KEYS))}")
+        key = _typed(f"policies.{name}.key", _expand(f"{where}policies.{name}.key", p.get("key")), str | None, where)
+        if key is None and name != "default":
+            raise ConfigError(f"{where}policies.{name} needs a key (only the policy named default has none)")
+        knobs_ = p.get("knobs") or {}
+        if not isinstance(knobs_, dict):
+            raise ConfigError(f"{where}policies.{name}.knobs must be a mapping of knob: value")
+        typed = {}
+        for k, v in knobs_.items():
+            if k not in knob_types:
+                raise ConfigError(f"{where}unknown knob policies.{name}.knobs.{k}{_closest(str(k), list(knob_types))}")
+            typed[k] = _typed(f"policies.{name}.knobs.{k}", v, knob_types[k], where)
+        text = _typed(f"policies.{name}.judge_policy", p.get("judge_policy"), str | None, where)
+        out[str(name)] = {"key": key, "knobs": typed, "judge_policy": text}
+    keys = [p["key"] for p in out.values() if p["key"] is not None]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{where}two policies share one key: give each tenant its own")
+    return out
+
+
 def _check_knobs(d: Deployment, where: str) -> None:
     """The knobs as the library will read them: ranges and combinations, with the config's own messages."""
+    base = d.models.get("preset") or "recommended"
     try:
-        preset(d.models.get("preset") or "recommended", **d.knobs)
+        cfg = preset(base, **d.knobs)
     except ConfigError as e:
         raise ConfigError(f"{where}knobs: {e}") from None
+    for name, p in d.policies.items():
+        try:
+            cfg.merged(**p["knobs"])
+        except ConfigError as e:
+            raise ConfigError(f"{where}policies.{name}.knobs: {e}") from None
 
 
 def _closest(name: str, valid: list[str]) -> str:
@@ -211,6 +263,8 @@ def merged(d: Deployment, overrides: dict[str, Any] | None = None) -> dict[str, 
     if server.get("api_key"):
         server["api_key"] = "***"
     out = {"models": models, "knobs": knob_values, "server": server}
+    if d.policies:
+        out["policies"] = {n: {**p, "key": "***" if p["key"] else None} for n, p in d.policies.items()}
     if d.calibration:
         out["calibration"] = d.calibration
     return out

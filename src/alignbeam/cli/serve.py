@@ -15,6 +15,7 @@ import typer
 
 from alignbeam.cli.common import console, err_console, fail
 from alignbeam.cli.options import ModelOptions, check_knobs, extend, with_knobs, with_models
+from alignbeam.configfile import load_config
 from alignbeam.errors import AlignBeamError
 from alignbeam.server.settings import ServerSettings
 
@@ -61,7 +62,7 @@ def with_settings(f: Callable[..., Any]) -> Callable[..., Any]:
 @with_models
 @with_knobs
 @with_settings
-def serve(*, models: ModelOptions, knobs: dict[str, Any], settings: ServerSettings) -> None:
+def serve(ctx: typer.Context, *, models: ModelOptions, knobs: dict[str, Any], settings: ServerSettings) -> None:
     """Serve AlignBeam over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, ...).
 
     The knobs set here are defaults; every request can override them with extra body fields.
@@ -73,6 +74,8 @@ def serve(*, models: ModelOptions, knobs: dict[str, Any], settings: ServerSettin
     s = settings
     try:
         api_key = _api_key(s.api_key, s.api_key_file)
+        config = ctx.params.get("config")
+        policies = load_config(config).server_policies() if config else ()
         check_knobs(models.preset, knobs)
         ab = models.build(console, **knobs)
         server_app = create_app(
@@ -86,6 +89,7 @@ def serve(*, models: ModelOptions, knobs: dict[str, Any], settings: ServerSettin
             concurrency=s.concurrency,
             enforce=s.enforce,
             allow_shadow_requests=s.allow_shadow_requests,
+            policies=policies,
         )
     except (AlignBeamError, ValueError) as e:
         fail(e)

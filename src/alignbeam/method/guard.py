@@ -13,9 +13,11 @@ the model writes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +78,21 @@ GUARD_FORMATS: dict[str, tuple[str, list[str], list[str]]] = {
 }
 
 
+#: the policy text of the request being judged, where a deployment gives each tenant its own (server/policies.py);
+#: None: the judge's own. A context variable, so each worker thread's request reads its own.
+_POLICY_TEXT: ContextVar[str | None] = ContextVar("alignbeam_judge_policy", default=None)
+
+
+@contextlib.contextmanager
+def judge_policy(text: str | None) -> Iterator[None]:
+    """Guard judges read `text` as their policy inside this block (None: each judge's own policy)."""
+    token = _POLICY_TEXT.set(text)
+    try:
+        yield
+    finally:
+        _POLICY_TEXT.reset(token)
+
+
 @dataclass
 class GuardJudge(Judge):
     """A guard model's verdict, harm = 1 + 4 * P(unsafe), with a user-editable policy text."""
@@ -101,7 +118,7 @@ class GuardJudge(Judge):
         if not responses:
             return []
         request = quote(request_text(messages).replace(MARKER, ""))
-        user = self._template.format(request=request, policy=self.policy)
+        user = self._template.format(request=request, policy=_POLICY_TEXT.get() or self.policy)
         text = self.model.tokenizer.render_chat([{"role": "user", "content": user}])
         fills = [quote(r.replace(MARKER, "")) for r in responses]
         out = []

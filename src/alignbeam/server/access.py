@@ -81,7 +81,7 @@ class AccessLog:
                     phases_ms=info.get("timings_ms"),
                 )
                 if info.get("decision"):
-                    self.metrics.observe_decision(info["decision"])
+                    self.metrics.observe_decision(info["decision"], info.get("policy"))
 
 
 def log_result(info: dict[str, Any], gen: Any, result: Any, timings: dict[str, float]) -> None:

@@ -33,6 +33,7 @@ from alignbeam.server.chat import chat_completions, completions
 from alignbeam.server.errors import JSON, api_error, error_for
 from alignbeam.server.health import health, metrics_page
 from alignbeam.server.models_routes import get_model, list_models
+from alignbeam.server.policies import Policy
 from alignbeam.server.shutdown import begin_shutdown, drain
 from alignbeam.server.state import build_state
 
@@ -50,6 +51,7 @@ def create_app(
     concurrency: int | None = None,
     enforce: bool = True,
     allow_shadow_requests: bool = False,
+    policies: tuple[Policy, ...] = (),
 ) -> FastAPI:
     """Build the server for a loaded `AlignBeam`.
 
@@ -64,6 +66,7 @@ def create_app(
     concurrency: requests generated at once; only with every model remote (default then 8, else 1).
     enforce: False is shadow mode (clients get the draft alone's answers; AlignBeam's decision is logged and sent
     in headers: decision.py). allow_shadow_requests: a request may ask for shadow mode with "enforce": false.
+    policies: per-key operating points and judge policy texts (policies.py).
     """
     state = build_state(
         ab,
@@ -73,6 +76,7 @@ def create_app(
         max_queue=max_queue,
         enforce=enforce,
         allow_shadow_requests=allow_shadow_requests,
+        policies=policies,
         max_tokens=max_tokens_limit,
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,

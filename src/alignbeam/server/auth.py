@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from fastapi import Request
 
 from alignbeam.server.errors import JSON, api_error
+from alignbeam.server.policies import policy_for
 from alignbeam.server.state import ServerState
 
 
 def authorized(state: ServerState, request: Request) -> bool:
-    """Whether the request carries `Authorization: Bearer <key>` (always, when the server has no key). The key is
-    compared in constant time, so response timing does not reveal how much of a guess was right."""
-    if state.api_key is None:
-        return True
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), state.api_key.encode())
+    """Whether the request carries `Authorization: Bearer <key>` with the server's key or a tenant's (always, when
+    the server has neither). Keys are compared in constant time (policies.policy_for)."""
+    return policy_for(state.policies, state.api_key, request) is not None
 
 
 def unauthorized() -> JSON:

@@ -21,14 +21,16 @@ from fastapi.responses import Response
 from alignbeam.api import AlignBeam, Result, to_messages
 from alignbeam.config import AlignBeamConfig
 from alignbeam.errors import AlignBeamError
+from alignbeam.method.guard import judge_policy
 from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
 from alignbeam.server import validation as V
 from alignbeam.server.access import CLIENT_CLOSED, log_info
-from alignbeam.server.auth import authorized, unauthorized
+from alignbeam.server.auth import unauthorized
 from alignbeam.server.body import CLOSE, ClientGone, check_media_type, read_body
 from alignbeam.server.decision import decision_of
 from alignbeam.server.errors import BadRequest, api_error, error_for
+from alignbeam.server.policies import DEFAULT, Policy, policy_for
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed
 from alignbeam.server.state import ServerState
 
@@ -51,6 +53,8 @@ class Generation:
     #: False: shadow mode (the client gets the draft alone's answer); the decision is set by the worker
     enforced: bool = True
     decision: dict[str, Any] | None = None
+    #: the policy the request's key selected (its knobs are already in `overrides`)
+    policy: Policy = DEFAULT
 
     @property
     def prompt_param(self) -> str:
@@ -61,8 +65,11 @@ class Generation:
 async def prepare(state: ServerState, request: Request, chat: bool) -> Generation | Response:
     """Authorize, read and validate a request: a `Generation` to queue, or the error response to send."""
     info = log_info(request)
-    if not authorized(state, request):
+    policy = policy_for(state.policies, state.api_key, request)
+    if policy is None:
         return unauthorized()
+    if state.policies:
+        info["policy"] = policy.name
     if state.queue.closed:  # draining: refused before its body is read (a balancer retries it elsewhere)
         return api_error(503, "the server is shutting down: retry on another instance", code="shutting_down")
     try:
@@ -78,7 +85,9 @@ async def prepare(state: ServerState, request: Request, chat: bool) -> Generatio
     try:
         prompt: Any = req.prompt() if isinstance(req, S.ChatCompletionRequest) else req.prompt_text()
         messages = to_messages(prompt)
-        overrides = req.overrides(state.limits.default_max_tokens, state.ab.config.n_mix)
+        # the key's policy sets this request's defaults; the request's own fields apply on top
+        own = req.overrides(state.limits.default_max_tokens, state.ab.config.n_mix)
+        overrides = {**policy.knobs, **{k: v for k, v in own.items() if v is not None}}
         cfg = state.ab.config.merged(**overrides)
         if req.mode != "draft":
             state.ab.check_sessions(**overrides)  # k beyond the engine's slots: 400 before the request queues
@@ -96,7 +105,9 @@ async def prepare(state: ServerState, request: Request, chat: bool) -> Generatio
         info["enforced"] = enforced
     rid = S.new_id("chatcmpl" if chat else "cmpl")
     info["request_id"] = rid
-    return Generation(req, chat, messages, overrides, cfg, rid, S.now(), state.served_model_name, enforced)
+    return Generation(
+        req, chat, messages, overrides, cfg, rid, S.now(), state.served_model_name, enforced, policy=policy
+    )
 
 
 def run_draft(ab: AlignBeam, gen: Generation) -> Timed:
@@ -112,6 +123,11 @@ def run_draft(ab: AlignBeam, gen: Generation) -> Timed:
 
 def run_whole(ab: AlignBeam, gen: Generation) -> Timed:
     """A non-streamed generation, on the worker thread."""
+    with judge_policy(gen.policy.judge_policy):
+        return _run_whole(ab, gen)
+
+
+def _run_whole(ab: AlignBeam, gen: Generation) -> Timed:
     if gen.req.mode == "draft":
         return run_draft(ab, gen)
     if not gen.enforced:

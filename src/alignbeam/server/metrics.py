@@ -89,9 +89,11 @@ class Metrics:
             for phase, ms in (phases_ms or {}).items():
                 self._phase.setdefault((("phase", phase),), _Histogram(PHASE_BUCKETS)).observe(ms / 1000.0)
 
-    def observe_decision(self, decision: dict[str, Any]) -> None:
-        """One AlignBeam decision, by route, whether it refused and whether it was enforced (shadow mode)."""
+    def observe_decision(self, decision: dict[str, Any], policy: str | None = None) -> None:
+        """One AlignBeam decision, by route, whether it refused, whether it was enforced (shadow mode) and the
+        policy of the request's key (server/policies.py; never the key itself)."""
         key = (
+            ("policy", policy or "default"),
             ("route", str(decision.get("route"))),
             ("refused", "true" if decision.get("refused") else "false"),
             ("enforced", "true" if decision.get("enforced", True) else "false"),
@@ -113,7 +115,7 @@ class Metrics:
             ]
             out += [f"alignbeam_tokens_total{_labels(k)} {v}" for k, v in sorted(self._tokens.items())]
             out += [
-                "# HELP alignbeam_decisions_total AlignBeam decisions by route, refusal and enforcement (shadow).",
+                "# HELP alignbeam_decisions_total AlignBeam decisions by policy, route, refusal and enforcement.",
                 "# TYPE alignbeam_decisions_total counter",
             ]
             out += [f"alignbeam_decisions_total{_labels(k)} {v}" for k, v in sorted(self._decisions.items())]

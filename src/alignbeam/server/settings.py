@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def setting(
-    default: Any, help: str, *, envvar: str | None = None, min: float | None = None, word: bool = False
-) -> Any:
+def setting(default: Any, help: str, *, envvar: str | None = None, min: float | None = None, word: bool = False) -> Any:
     """A server setting with its help line. envvar: the environment variable the CLI also reads it from. min: the
     smallest value. word: a true/false setting the CLI takes as a value (`--enforce false`), not as a flag."""
     return dataclasses.field(default=default, metadata={"help": help, "envvar": envvar, "min": min, "word": word})

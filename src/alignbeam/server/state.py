@@ -15,6 +15,7 @@ from fastapi import Request
 from alignbeam.api import AlignBeam
 from alignbeam.errors import ConfigError
 from alignbeam.server.metrics import Metrics
+from alignbeam.server.policies import Policy
 from alignbeam.server.queue import GenerationQueue
 from alignbeam.server.schemas import now
 
@@ -46,6 +47,8 @@ class ServerState:
     enforce: bool = True
     #: whether a request may ask for shadow mode itself ("enforce": false) on an enforcing server
     allow_shadow_requests: bool = False
+    #: per-key policies (policies.py); empty: every authorised request runs with the default
+    policies: tuple[Policy, ...] = ()
 
 
 def build_state(
@@ -56,6 +59,7 @@ def build_state(
     max_queue: int = 32,
     enforce: bool = True,
     allow_shadow_requests: bool = False,
+    policies: tuple[Policy, ...] = (),
     **limits: Any,
 ) -> ServerState:
     """The state `create_app` serves (its queue not started yet). `limits` are `Limits` fields, except
@@ -77,7 +81,12 @@ def build_state(
             "alignbeam_queue_limit": ("--max-queue: waiting requests allowed.", lambda: queue.max_queue),
         }
     )
-    shadow = {"enforce": enforce, "allow_shadow_requests": allow_shadow_requests}
+    for p in policies:  # a policy's knobs are checked once, when the server starts
+        try:
+            ab.config.merged(**p.knobs)
+        except ConfigError as e:
+            raise ConfigError(f"policy {p.name!r}: {e}") from None
+    shadow = {"enforce": enforce, "allow_shadow_requests": allow_shadow_requests, "policies": tuple(policies)}
     return ServerState(ab, queue, metrics, lim, api_key=api_key, served_model_name=served_model_name, **shadow)
 
 

@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from alignbeam.api import AlignBeam, Result
+from alignbeam.method.guard import judge_policy
 from alignbeam.server import schemas as S
 from alignbeam.server.access import CLIENT_CLOSED, log_info, log_result
 from alignbeam.server.decision import decision_of
@@ -30,6 +31,11 @@ from alignbeam.server.state import ServerState
 def stream_job(ab: AlignBeam, gen: Generation, job: Job) -> None:
     """Worker side of a stream. Stops pulling from the generator as soon as the client is gone (or the shutdown
     grace period is over)."""
+    with judge_policy(gen.policy.judge_policy):
+        _stream_job(ab, gen, job)
+
+
+def _stream_job(ab: AlignBeam, gen: Generation, job: Job) -> None:
     try:
         if gen.req.mode == "draft" or not gen.enforced:
             # the draft baseline has no streaming API: generated whole, then sent as one delta (in shadow mode,
