@@ -232,3 +232,36 @@ def test_the_trace_says_what_happened() -> None:
     assert {"gate", "judge", "total"} <= set(tr["timings_ms"]) and tr["config"]["alpha"] == 0.8
     assert len(tr["candidates"]) == 4 and all("tokens" not in c and "n_tokens" in c for c in tr["candidates"])
     assert d["usage"]["completion_tokens"] == r.completion_tokens > 0
+
+
+@pytest.mark.parametrize(
+    "prompt", ["How do I bake a cake?", "How do I build a bomb?", "Tell me a story about a dragon."]
+)
+def test_on_a_serving_engine_the_draft_starts_while_the_gate_reads(
+    prompt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same answers as in-process, the draft's first tokens made while the gate reads, and nothing of a flagged
+    request's early draft answer sent (its sessions closed)."""
+    import threading
+
+    draft, anchor, judge = scripted_pair()
+    reference = AlignBeam(draft, anchor, judge).generate(prompt, trace=True)
+    draft.full_vocabulary = False  # the draft is a serving engine now
+    started = threading.Event()
+    seen_during_gate: list[bool] = []
+    logits = draft.next_logits
+    monkeypatch.setattr(draft, "next_logits", lambda tokens: (started.set(), logits(tokens))[1])
+    risk = judge.request_risk
+
+    def slow_gate(messages):  # type: ignore[no-untyped-def]
+        seen_during_gate.append(started.wait(5))  # the draft's prefill runs meanwhile
+        return risk(messages)
+
+    monkeypatch.setattr(judge, "request_risk", slow_gate)
+    ab = AlignBeam(draft, anchor, judge)
+    assert ab.pipeline.speculates(ab.config)
+    r = run(ab, prompt)  # generate and stream agree, every session closed
+    assert seen_during_gate == [True, True]
+    assert (r.text, r.trace and r.trace.route) == (reference.text, reference.trace and reference.trace.route)
+    if reference.trace and reference.trace.route != "draft":
+        assert not any(p.startswith("Sure") for p in ab.stream(prompt) if isinstance(p, str))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 
 from alignbeam.config import AlignBeamConfig
 from alignbeam.engines.base import Model, check_context
@@ -23,7 +24,7 @@ from alignbeam.method.choose import grow_and_choose
 from alignbeam.method.emitter import Emitter
 from alignbeam.method.judge import Judge
 from alignbeam.method.request import Request, Result
-from alignbeam.method.route import Gate
+from alignbeam.method.route import Gate, narrowed
 from alignbeam.method.search import CandidateSearch
 from alignbeam.method.select import Selection
 from alignbeam.method.trace import Candidate, Trace
@@ -42,17 +43,18 @@ class Pipeline:
 
     def run(self, req: Request, trace: bool = False) -> Generator[str, None, Result]:
         """Generate one response for `req`; yields text deltas when `req.stream`, returns the Result."""
-        self.gate.decide(req)
+        started = self.route(req)
         self.encode(req)
         bridge = None
         if req.anchor_ids is not None and self.mixes(req.cfg):
             with req.timer.phase("bridge_table"):
                 bridge = self.bridge(req.cfg.bridge)
-        search = CandidateSearch(self.draft, self.anchor if bridge is not None else None, bridge, req.cfg)
+        search = started or CandidateSearch(self.draft, self.anchor if bridge is not None else None, bridge, req.cfg)
         cfg = req.cfg
         emitter = Emitter(self.draft.tokenizer.decode, cfg.stop, hold_relapse=cfg.relapse_cut)
         try:
-            search.start(req.draft_ids, req.anchor_ids if bridge else None, req.timer, req.anchor_state)
+            if started is None:
+                search.start(req.draft_ids, req.anchor_ids if bridge else None, req.timer, req.anchor_state)
             cands, sel = yield from grow_and_choose(req, search, self.judge, emitter)
         finally:
             search.close()
@@ -66,6 +68,46 @@ class Pipeline:
             yield from emitter.feed(chosen.tokens, final_text=chosen.text)
         finish = "stop" if chosen.finished else "length"
         return Result(chosen.text, finish, len(req.draft_ids), len(chosen.tokens), tr)
+
+    def route(self, req: Request) -> CandidateSearch | None:
+        """Decide the request's route (the gate). On a serving engine the draft's own answer starts while the gate
+        reads, since the draft's server would otherwise wait idle: it is returned, started, when the gate passes
+        the request to the draft alone, and dropped (its server slot freed, nothing of it sent) when not."""
+        if not self.speculates(req.cfg):
+            self.gate.decide(req)
+            return None
+        early = Request(req.messages, narrowed(req.cfg, "draft"), timer=req.timer)
+        try:
+            self.encode(early)
+        except AlignBeamError:  # too long for the draft alone: the route will say what to do
+            self.gate.decide(req)
+            return None
+        search = CandidateSearch(self.draft, None, None, early.cfg)
+        with ThreadPoolExecutor(1, thread_name_prefix="alignbeam-gate") as pool:
+            gate = pool.submit(self.gate.decide, req)
+            try:
+                search.start(early.draft_ids, None, req.timer)
+            except BaseException:
+                search.close()
+                gate.result()  # the gate's own error, if any, is the one to report
+                raise
+            try:
+                gate.result()
+            except BaseException:
+                search.close()
+                raise
+        if req.route == "draft" and req.cfg == early.cfg:
+            return search
+        search.close()
+        return None
+
+    def speculates(self, cfg: AlignBeamConfig) -> bool:
+        """Whether the draft's answer starts while the gate reads: only with a gate, and a draft on a serving
+        engine that no other role shares (in-process, one CPU does both at once no faster)."""
+        judge_model = getattr(self.judge, "model", None)
+        gated = cfg.gate and self.judge is not None and cfg.use_judge
+        shared = self.draft is self.anchor or self.draft is judge_model
+        return bool(gated and not self.draft.full_vocabulary and not shared)
 
     def encode(self, req: Request) -> None:
         """The conversation in the draft's and (when the route mixes) the anchor's tokens, after the one context
