@@ -38,6 +38,8 @@ class Pipeline:
         self.anchor = anchor
         self.judge = judge
         self.gate = Gate(anchor, judge)
+        #: the draft's early start on serving engines (`route`); off, the gate reads first (benchmarks compare)
+        self.early_start = True
         self._bridges: dict[str, Bridge] = {}
         self._bridge_lock = threading.Lock()
 
@@ -107,7 +109,7 @@ class Pipeline:
         judge_model = getattr(self.judge, "model", None)
         gated = cfg.gate and self.judge is not None and cfg.use_judge
         shared = self.draft is self.anchor or self.draft is judge_model
-        return bool(gated and not self.draft.full_vocabulary and not shared)
+        return bool(self.early_start and gated and not self.draft.full_vocabulary and not shared)
 
     def encode(self, req: Request) -> None:
         """The conversation in the draft's and (when the route mixes) the anchor's tokens, after the one context
