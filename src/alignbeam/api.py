@@ -166,10 +166,15 @@ class AlignBeam:
         return answer_alone(self.draft, to_messages(prompt, system), n, eos, stop)
 
     def generate_anchor(
-        self, prompt: Prompt, *, max_new_tokens: int | None = None, system: str | None = None
+        self,
+        prompt: Prompt,
+        *,
+        max_new_tokens: int | None = None,
+        system: str | None = None,
+        stop: Sequence[str] = (),
     ) -> Result:
         """The anchor alone, greedy, with its own chat template."""
         if self.anchor is None:
             raise AlignBeamError("no anchor model loaded")
         n = max_new_tokens or self.config.max_new_tokens
-        return answer_alone(self.anchor, to_messages(prompt, system), n, self.config.ignore_eos)
+        return answer_alone(self.anchor, to_messages(prompt, system), n, self.config.ignore_eos, stop)

@@ -63,14 +63,12 @@ def answer_alone(
 
 
 def _draft(ab: AlignBeam, messages: list[Message], n: int, opts: dict[str, Any]) -> tuple[Result, Extra]:
-    ignore_eos = opts.get("ignore_eos", ab.config.ignore_eos)
-    return answer_alone(ab.draft, messages, n, ignore_eos, opts.get("stop", ())), {}
+    stop, ignore_eos = opts.get("stop", ()), opts.get("ignore_eos")
+    return ab.generate_draft(messages, max_new_tokens=n, ignore_eos=ignore_eos, stop=stop), {}
 
 
 def _anchor(ab: AlignBeam, messages: list[Message], n: int, opts: dict[str, Any]) -> tuple[Result, Extra]:
-    if ab.anchor is None:
-        raise AlignBeamError("no anchor model loaded")
-    return answer_alone(ab.anchor, messages, n, ab.config.ignore_eos, opts.get("stop", ())), {}
+    return ab.generate_anchor(messages, max_new_tokens=n, stop=opts.get("stop", ())), {}
 
 
 def _router(ab: AlignBeam, messages: list[Message], n: int, opts: dict[str, Any]) -> tuple[Result, Extra]:

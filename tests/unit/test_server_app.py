@@ -21,6 +21,7 @@ import pytest
 
 from alignbeam.api import Result, to_messages
 from alignbeam.config import AlignBeamConfig
+from alignbeam.method.textrules import trim_stop
 from alignbeam.method.trace import Candidate, Trace
 from alignbeam.server import BackgroundServer, GenerationQueue, QueueClosed, QueueFull, create_app
 
@@ -79,8 +80,11 @@ class FakeAlignBeam:
             yield word if i == 0 else " " + word
         yield r
 
-    def generate_draft(self, prompt: Any, *, max_new_tokens: int | None = None, ignore_eos: bool = False) -> Result:
-        return Result("draft says hi\n\nmore", "length", 5, 4)
+    def generate_draft(
+        self, prompt: Any, *, max_new_tokens: int | None = None, ignore_eos: bool | None = None, stop: Any = ()
+    ) -> Result:
+        text, cut = trim_stop("draft says hi\n\nmore", stop)
+        return Result(text, "stop" if cut else "length", 5, 4)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from alignbeam.api import AlignBeam, Result, to_messages
 from alignbeam.config import AlignBeamConfig
 from alignbeam.errors import AlignBeamError
 from alignbeam.method.guard import judge_policy
-from alignbeam.method.textrules import trim_stop
 from alignbeam.server import schemas as S
 from alignbeam.server import validation as V
 from alignbeam.server.access import CLIENT_CLOSED, log_info
@@ -33,6 +32,7 @@ from alignbeam.server.errors import BadRequest, api_error, error_for
 from alignbeam.server.policies import DEFAULT, Policy, policy_for
 from alignbeam.server.queue import GenerationQueue, Job, QueueClosed
 from alignbeam.server.state import ServerState
+from alignbeam.systems import System, run_system
 
 #: what the worker hands back for a whole generation: the result and its per-phase timings (ms)
 Timed = tuple[Result, dict[str, float]]
@@ -111,13 +111,11 @@ async def prepare(state: ServerState, request: Request, chat: bool) -> Generatio
 
 
 def run_draft(ab: AlignBeam, gen: Generation) -> Timed:
-    """The draft baseline (`mode: "draft"`), with the request's stop strings applied here, because
-    `generate_draft` takes none."""
+    """The draft baseline (`mode: "draft"`, and what shadow mode answers): the `draft` system of the registry
+    the API and the evaluation share, with the request's stop strings and length."""
     t0 = time.perf_counter()
-    r = ab.generate_draft(gen.messages, max_new_tokens=gen.cfg.max_new_tokens, ignore_eos=gen.cfg.ignore_eos)
-    text, cut = trim_stop(r.text, gen.req.stop_strings())
-    if cut:
-        r = Result(text, "stop", r.prompt_tokens, r.completion_tokens)
+    options = {"stop": gen.req.stop_strings(), "ignore_eos": gen.cfg.ignore_eos}
+    r, _ = run_system(ab, System("draft"), gen.messages, gen.cfg.max_new_tokens, **options)
     return r, {"draft": round((time.perf_counter() - t0) * 1000, 2)}
 
 
