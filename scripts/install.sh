@@ -22,6 +22,18 @@ if ! command -v bwrap >/dev/null 2>&1; then
     fi
 fi
 
+# chromium and its driver: the playground's browser tests (tests/ui_browser.py) drive Debian's chromium headless.
+if ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> chromium and chromium-driver (the playground's browser tests)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; } ||
+            echo "==> chromium could not be installed; its tests will skip: apt-get install chromium chromium-driver"
+    else
+        echo "==> chromium missing (the playground's browser tests skip): e.g. sudo apt-get install chromium chromium-driver"
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtual environment $VENV"
     "$PY" -m venv "$VENV"

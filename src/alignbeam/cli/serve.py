@@ -90,6 +90,7 @@ def serve(ctx: typer.Context, *, models: ModelOptions, knobs: dict[str, Any], se
             enforce=s.enforce,
             allow_shadow_requests=s.allow_shadow_requests,
             policies=policies,
+            ui=s.ui,
         )
     except (AlignBeamError, ValueError) as e:
         fail(e)
@@ -99,6 +100,7 @@ def serve(ctx: typer.Context, *, models: ModelOptions, knobs: dict[str, Any], se
         f"(draft {models.draft}, anchor {models.anchor}; auth {'on' if api_key else 'off'}, "
         f"max_tokens <= {s.max_tokens_limit}, queue <= {s.max_queue}"
         f"{'; SHADOW MODE: clients get the draft alone' if not s.enforce else ''})"
+        + (f"; playground: http://{s.host}:{s.port}/ui" if s.ui else "")
     )
     uvicorn_options = {"timeout_keep_alive": s.timeout_keep_alive, "limit_concurrency": s.limit_concurrency}
     run(server_app, host=s.host, port=s.port, log_level=s.log_level.lower(), **uvicorn_options)

@@ -36,6 +36,7 @@ from alignbeam.server.models_routes import get_model, list_models
 from alignbeam.server.policies import Policy
 from alignbeam.server.shutdown import begin_shutdown, drain
 from alignbeam.server.state import build_state
+from alignbeam.server.ui import add_ui_routes
 
 
 def create_app(
@@ -52,6 +53,7 @@ def create_app(
     enforce: bool = True,
     allow_shadow_requests: bool = False,
     policies: tuple[Policy, ...] = (),
+    ui: bool = False,
 ) -> FastAPI:
     """Build the server for a loaded `AlignBeam`.
 
@@ -67,6 +69,7 @@ def create_app(
     enforce: False is shadow mode (clients get the draft alone's answers; AlignBeam's decision is logged and sent
     in headers: decision.py). allow_shadow_requests: a request may ask for shadow mode with "enforce": false.
     policies: per-key operating points and judge policy texts (policies.py).
+    ui: serve the playground page at /ui (ui.py), behind the same key as /v1.
     """
     state = build_state(
         ab,
@@ -93,7 +96,7 @@ def create_app(
     app.exception_handler(RequestValidationError)(validation_error)
     app.exception_handler(StarletteHTTPException)(http_error)
     app.exception_handler(Exception)(internal_error)
-    add_routes(app)
+    add_routes(app, ui=ui)
     return app
 
 
@@ -108,7 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(queue.stop)
 
 
-def add_routes(app: FastAPI) -> None:
+def add_routes(app: FastAPI, ui: bool = False) -> None:
+    """The API's routes, and the playground's (ui.py) when asked for: off by default, as a page is more surface."""
     for path, handler, method in (
         ("/v1/chat/completions", chat_completions, "POST"),
         ("/v1/completions", completions, "POST"),
@@ -118,6 +122,8 @@ def add_routes(app: FastAPI) -> None:
         ("/metrics", metrics_page, "GET"),
     ):
         app.add_api_route(path, handler, methods=[method], response_model=None)
+    if ui:
+        add_ui_routes(app)
 
 
 # -- error handlers: every error leaves in OpenAI's shape ----------------------------------------------------

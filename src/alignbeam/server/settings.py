@@ -55,6 +55,11 @@ class ServerSettings:
     allow_shadow_requests: bool = setting(
         False, 'let a request ask for shadow mode itself ("enforce": false); off, such a request gets 400'
     )
+    ui: bool = setting(
+        False,
+        "Serve the playground page at /ui: the draft alone and AlignBeam side by side, the route, the candidates "
+        "and the mixed prefix (behind the API key when one is set)",
+    )
 
 
 def settings_fields() -> tuple[dataclasses.Field, ...]:
