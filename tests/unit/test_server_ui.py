@@ -77,6 +77,8 @@ def test_with_a_key_the_page_its_files_knobs_and_calls_are_refused_without_it() 
     page = c.get("/ui")
     assert page.status_code == 401 and page.headers["www-authenticate"] == "Bearer"
     assert 'action="/ui/login"' in page.text and "app.js" not in page.text  # the key form, nothing of the app
+    csp = page.headers["content-security-policy"]
+    assert "style-src 'sha256-" in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
     for path in ("/ui/app.js", "/ui/style.css", "/ui/knobs.json"):
         r = c.get(path)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", path

@@ -19,6 +19,8 @@ its /v1 calls. A request with the Bearer header itself (curl) gets /ui too.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.resources
 import urllib.parse
 
@@ -99,9 +101,14 @@ def ui_root(request: Request) -> str:
 
 def login_page(message: str) -> Response:
     """The 401 answer to an unauthorized page load: the key form, and nothing of the app. `message` is one of
-    the fixed sentences below, never text from the request."""
+    the fixed sentences below, never text from the request. The form's own <style> is allowed by its hash, since
+    the stylesheet is behind the key."""
     body = read_file("login.html").replace("<!--message-->", message)
-    return Response(body, 401, media_type=HTML, headers={**HEADERS, "WWW-Authenticate": "Bearer"})
+    style = body.partition("<style>")[2].partition("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
+    csp = CSP.replace("style-src 'self'", f"style-src 'sha256-{digest}'")
+    headers = {**HEADERS, "Content-Security-Policy": csp, "WWW-Authenticate": "Bearer"}
+    return Response(body, 401, media_type=HTML, headers=headers)
 
 
 async def page(request: Request) -> Response:
