@@ -11,7 +11,7 @@ import sys
 import typer
 
 from alignbeam.cli.calibrate import calibrate_cmd
-from alignbeam.cli.common import err_console
+from alignbeam.cli.common import err_console, print_error
 from alignbeam.cli.configcmd import config_app
 from alignbeam.cli.evaluate import eval_cmd
 from alignbeam.cli.generate import chat, generate
@@ -37,7 +37,7 @@ def main() -> None:
     try:
         app()
     except AlignBeamError as e:
-        err_console.print(f"[bold red]error:[/] {e}")
+        print_error(e)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
