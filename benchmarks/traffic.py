@@ -41,7 +41,9 @@ def main() -> None:
         path = a.out / f"{a.kind}-{part}.jsonl"
         with open(path, "w") as f:
             for it in rows:
-                f.write(json.dumps({"id": it.id, "messages": [{"role": "user", "content": it.prompt}]}) + "\n")
+                # `messages` as the server receives it, `prompt` for `alignbeam eval --prompts`
+                row = {"id": it.id, "messages": [{"role": "user", "content": it.prompt}], "prompt": it.prompt}
+                f.write(json.dumps(row) + "\n")
         counts[part] = len(rows)
     print(json.dumps({"kind": a.kind, "sets": sets, **counts, "out": str(a.out)}))
 
