@@ -155,7 +155,9 @@ def main() -> int:
         server = start(serve, tmp / "serve.log", f"http://127.0.0.1:{port}/health")
         procs.append(server)
         result = checks(f"http://127.0.0.1:{port}", server)
-        server.send_signal(signal.SIGTERM)  # a clean exit runs the atexit hook
+        # SIGINT, not SIGTERM: uvicorn re-raises the signal it caught once it has shut down, and only SIGINT's
+        # default (KeyboardInterrupt) ends the interpreter normally, running the atexit hook
+        server.send_signal(signal.SIGINT)
         server.wait(60)
         loaded = set(json.loads(modules_file.read_text())) if modules_file.exists() else {"(not written)"}
         result["heavy_modules_imported"] = sorted(m for m in loaded if m.split(".")[0] in (*HEAVY, "(not written)"))
