@@ -56,13 +56,21 @@ def split(records: Sequence[dict[str, Any]], seed: int = 0) -> tuple[list[dict],
 
 def choose(points: Sequence[Point], target: Target) -> Point:
     """The fitted point that meets the target best: the most refusal within the over-refusal cap (or the least
-    over-refusal at the refusal floor); ties go to the cheaper, then the stricter-looking setting."""
+    over-refusal at the refusal floor). Where the fitting rows cannot tell points apart, the stricter setting
+    wins (a lower gate_threshold, the anchor's check on, a lower judge_threshold): rows that tie on a few dozen
+    fitting requests need not tie on requests nobody has seen, and the stricter point refuses at least as much
+    of those; the cheaper one wins only among equally strict ones. A rule fixed in advance, nothing fitted."""
+
+    def strictness(p: Point) -> tuple[float, bool, float, float]:
+        s = p.setting
+        return (s.gate_threshold, not s.anchor_check, s.judge_threshold, p.latency_x)
+
     if target.max_over_refusal is not None:
         ok = [p for p in points if p.over_refusal <= target.max_over_refusal]
-        key = lambda p: (-p.refusal, p.over_refusal, p.latency_x)  # noqa: E731
+        key = lambda p: (-p.refusal, p.over_refusal, *strictness(p))  # noqa: E731
     else:
         ok = [p for p in points if p.refusal >= (target.min_refusal or 0.0)]
-        key = lambda p: (p.over_refusal, -p.refusal, p.latency_x)  # noqa: E731
+        key = lambda p: (p.over_refusal, -p.refusal, *strictness(p))  # noqa: E731
     if not ok:
         best = (
             min(points, key=lambda p: p.over_refusal)

@@ -39,6 +39,8 @@ def write_report(cal: Calibration) -> None:
         f"{_pct(held.refusal)} ({_pct(held.refusal_ci[0])}-{_pct(held.refusal_ci[1])}) | {held.n_harmful} | "
         f"{held.latency_x} |",
         "",
+        f"Over-refusal is what the safety layer adds (a refusal where the draft alone did not refuse); the draft "
+        f"alone refused {_pct(held.draft_refusal)} of the held-out traffic itself. "
         "The held-out traffic rows played no part in the choice, and the held-out harmful rows are whole families "
         "the choice never saw. The interval is what to expect on new traffic of the same kind; traffic of another "
         "kind needs its own calibration.",
