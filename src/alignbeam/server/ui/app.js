@@ -250,11 +250,17 @@
     const box = $("prefix");
     const winner = trace.candidates && trace.candidates[trace.chosen];
     if (!winner || !winner.prefix_pieces || !winner.prefix_pieces.length) {
-      const why = trace.route === "draft" ? "the request went to the draft alone: nothing was mixed" : "no token of the winner came from the mix";
+      const why =
+        trace.route === "draft"
+          ? "the request went to the draft alone: nothing was mixed"
+          : winner && winner.source === "draft"
+            ? "the winner is the draft's own unmixed answer: each candidate's prefix is in the table below"
+            : "no token of the winner came from the mix";
       box.replaceChildren(el("span", { class: "muted", text: why }));
       return;
     }
     box.replaceChildren(...tokens(winner.prefix_pieces, winner.anchor_shares || []));
+    if (trace.route === "draft") box.append(el("p", { class: "muted", text: "the draft alone: the anchor was not asked" }));
   }
 
   function renderCandidates(trace) {
