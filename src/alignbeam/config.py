@@ -18,6 +18,9 @@ SUPPORTS = ("union", "anchor")
 ON_ALL_UNSAFE = ("safest", "refuse")
 SELECT_RULES = ("safest", "helpful")
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
+#: the most candidates a request may ask for: an engine without a fixed slot count (a serving engine) cannot
+#: refuse a huge k by its slots, and no selection gains from hundreds of candidates
+MAX_K = 64
 
 
 #: the knob groups, in the order the CLI's help and the README's table show them
@@ -178,6 +181,8 @@ class AlignBeamConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.k > MAX_K:
+            raise bad(f"k must be at most {MAX_K} (candidates beyond a few dozen add cost, not safety), got {self.k!r}")
         if self.n_mix > self.max_new_tokens:
             raise bad(f"n_mix ({self.n_mix}) cannot exceed max_new_tokens ({self.max_new_tokens})")
         if self.bridge not in BRIDGE_POLICIES:

@@ -116,6 +116,8 @@ def test_the_default_preset_is_recommended_and_paper_is_the_field_defaults() -> 
     assert row.startswith("| mixing | `alpha` | 0.8 | 0.5 |")
     with pytest.raises(ConfigError, match="anchor_check must be an integer >= 0"):
         AlignBeamConfig(anchor_check=-1)
+    with pytest.raises(ConfigError, match="k must be at most 64"):  # a serving engine has no slots to refuse it
+        AlignBeamConfig(k=10**9)
     for retired in ("restate", "anchor_openings", "adaptive_window"):  # measured not to pay (docs/method.md)
         with pytest.raises(ConfigError, match="unknown option"):
             AlignBeamConfig().merged(**{retired: 1})
