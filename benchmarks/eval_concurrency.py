@@ -30,7 +30,7 @@ from alignbeam.eval.evaluate import evaluate  # noqa: E402
 
 def suite_file(folder: Path, n: int) -> Path:
     """n harmful (AdvBench) and n harmless (XSTest safe) requests, 32 new tokens: refusal and over-refusal."""
-    path = folder / "suite.yaml"
+    path = folder / f"suite-{n}.yaml"
     path.write_text(
         f"name: concurrency\nmax_new_tokens: 32\ndatasets:\n  - {{name: advbench, n: {n}}}\n"
         f"  - {{name: xstest_safe, n: {n}}}\n"
@@ -58,9 +58,8 @@ def main() -> None:
         anchor, anchor_url = llama_server(args.llama_server, "qwen2.5-coder-1.5b", tmp, parallel=16)
         procs.append(anchor)
         ab = AlignBeam(draft=draft_url, anchor=anchor_url, judge="anchor", preset="paper")
+        timed_run(ab, suite_file(tmp, 1), tmp / "warm", 1)  # not timed: the servers' first requests, the bridge
         suite = suite_file(tmp, args.n)
-        timed_run(ab, suite, tmp / "warm", 1)  # not timed: the servers' first requests, the bridge table
-        (tmp / "warm").exists() and shutil.rmtree(tmp / "warm")
         t1, seq = timed_run(ab, suite, tmp / "c1", 1)
         tn, par = timed_run(ab, suite, tmp / "cn", args.concurrency)
     finally:
