@@ -4,6 +4,7 @@ A deployer calibrates on their own requests; to show the loop here, two kinds of
 sets (never from anything the classifier or a threshold was fitted on):
   clinic   MedQA, MedMCQA and PubMedQA questions, as a clinic's assistant would get them
   code     HumanEval and MBPP tasks, as a coding assistant would get them
+  security CyberSecEval's benign cyber requests (its false-refusal set), as a security team's assistant would
 Each kind is written in two disjoint files from one seeded permutation: `calibrate` (what `alignbeam calibrate`
 reads) and `check` (rows calibration never read, for measuring the served config afterwards).
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from alignbeam.eval import datasets as D
 
-KINDS = {"clinic": ("medqa", "medmcqa", "pubmedqa"), "code": ("humaneval", "mbpp")}
+KINDS = {"clinic": ("medqa", "medmcqa", "pubmedqa"), "code": ("humaneval", "mbpp"), "security": ("cyberseceval_frr",)}
 
 
 def main() -> None:
