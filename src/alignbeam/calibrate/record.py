@@ -73,14 +73,10 @@ class Recorder:
         risk = _timed(ms, "gate", lambda: self.judge.request_risk(msgs))
         if risk is None:
             raise AlignBeamError("the judge has no calibrated request classifier: calibration needs one")
-        ids = self.anchor.tokenizer.encode_chat(msgs)
-        check_context(self.anchor, len(ids), self.check_tokens, role="anchor")
-        opening = _timed(
-            ms, "anchor_check", lambda: explore_opening(self.anchor, ids, self.check_tokens, keep_prompt=True)
-        )
         rec: dict[str, Any] = {"id": row.id, "family": row.family, "harmful": row.harmful, "risk": risk}
-        rec["declines"] = opening.decline_share >= 0.5
-        rec["opening"] = opening.text
+        opening = self._opening(msgs, ms) if risk >= self.judge.read_gate else None  # no setting asks it below
+        rec["declines"] = opening is not None and opening.decline_share >= 0.5
+        rec["opening"] = None if opening is None else opening.text
         n = self.base.max_new_tokens
         draft = _timed(ms, "draft", lambda: answer_alone(self.ab.draft, msgs, n, self.base.ignore_eos, self.base.stop))
         rec["draft"] = self._answer(msgs, draft.text)
@@ -92,7 +88,15 @@ class Recorder:
         rec["ms"] = {k: round(v, 1) for k, v in ms.items()}
         return rec
 
-    def _full(self, row: Row, risk: float, opening: Opening, ms: dict[str, float]) -> list[dict[str, Any]]:
+    def _opening(self, msgs: list, ms: dict[str, float]) -> Opening:
+        """The anchor's own greedy opening (the anchor check), read only where some setting would ask for it:
+        at or above the judge's read gate (route.route_for)."""
+        ids = self.anchor.tokenizer.encode_chat(msgs)
+        check_context(self.anchor, len(ids), self.check_tokens, role="anchor")
+        check = self.check_tokens
+        return _timed(ms, "anchor_check", lambda: explore_opening(self.anchor, ids, check, keep_prompt=True))
+
+    def _full(self, row: Row, risk: float, opening: Opening | None, ms: dict[str, float]) -> list[dict[str, Any]]:
         """The full method's candidates (the classifier route), each with the judge's P(complies)."""
         result = _timed(ms, "full", lambda: self._run(row, "classifier", risk, opening))
         assert result.trace is not None
@@ -110,7 +114,7 @@ class Recorder:
             for c, pc in zip(cands, pcs, strict=True)
         ]
 
-    def _run(self, row: Row, route: str, risk: float, opening: Opening) -> Any:
+    def _run(self, row: Row, route: str, risk: float, opening: Opening | None) -> Any:
         self.pipeline.gate = ForcedRoute(route, risk, opening)  # type: ignore[assignment]
         it = self.pipeline.run(Request(row.messages, self.base), trace=True)
         while True:
