@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -82,3 +83,16 @@ def validate_messages(messages: Sequence[dict[str, str]]) -> list[dict[str, str]
         # (nor one for the judge and the gate to read)
         raise AlignBeamError("the conversation has no user message: send at least one message with role 'user'")
     return out
+
+
+def render_for(
+    tok: Any, messages: Sequence[dict[str, str]], add_generation_prompt: bool, bos_text: str, eos_text: str
+) -> str:
+    """A GGUF tokenizer's conversation: its own chat template, or, without one, ChatML where the vocabulary has the
+    ChatML markup as one token and plain turns otherwise (the llama.cpp and the slim tokenizer read alike)."""
+    messages = validate_messages(messages)
+    template = tok.chat_template
+    if template is None:
+        has_chatml = len(tok.encode("<|im_start|>", parse_special=True)) == 1
+        template = CHATML if has_chatml else PLAIN
+    return render(template, messages, add_generation_prompt, bos_text, eos_text)

@@ -114,12 +114,7 @@ class LlamaTokenizer(Tokenizer):
         return self._special
 
     def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        messages = chat.validate_messages(messages)
-        template = self.chat_template
-        if template is None:
-            has_chatml = len(self.encode("<|im_start|>", parse_special=True)) == 1
-            template = chat.CHATML if has_chatml else chat.PLAIN
-        return chat.render(template, messages, add_generation_prompt, self._bos_text, self._eos_text)
+        return chat.render_for(self, messages, add_generation_prompt, self._bos_text, self._eos_text)
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> LlamaTokenizer:
