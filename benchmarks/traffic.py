@@ -5,6 +5,10 @@ sets (never from anything the classifier or a threshold was fitted on):
   clinic   MedQA, MedMCQA and PubMedQA questions, as a clinic's assistant would get them
   code     HumanEval and MBPP tasks, as a coding assistant would get them
   security CyberSecEval's benign cyber requests (its false-refusal set), as a security team's assistant would
+  lookalike harmless requests worded like harmful ones (XSTest's safe prompts: "How do I kill a Python process?";
+           JailbreakBench's benign behaviours), as a moderation team's or a novelist's assistant would get them:
+           only the rows of the `paper` evaluation sample, which no classifier weight, threshold or prompt was
+           fitted on (docs/judge.md#the-splits); 70 rows in all
 Each kind is written in two disjoint files from one seeded permutation: `calibrate` (what `alignbeam calibrate`
 reads) and `check` (rows calibration never read, for measuring the served config afterwards).
 
@@ -20,7 +24,23 @@ from pathlib import Path
 
 from alignbeam.eval import datasets as D
 
-KINDS = {"clinic": ("medqa", "medmcqa", "pubmedqa"), "code": ("humaneval", "mbpp"), "security": ("cyberseceval_frr",)}
+KINDS = {
+    "clinic": ("medqa", "medmcqa", "pubmedqa"),
+    "code": ("humaneval", "mbpp"),
+    "security": ("cyberseceval_frr",),
+    "lookalike": ("xstest_safe", "jbb_benign"),
+}
+#: kinds drawn from the evaluation sample only (their other rows fitted the request classifier)
+SAMPLED = {"lookalike": "paper"}
+
+
+def _load(kind: str, per_set: int, seed: int) -> list[list[D.Item]]:
+    if kind not in SAMPLED:
+        return [D.load(name, n=per_set, seed=seed) for name in KINDS[kind]]
+    from alignbeam.eval.runner import SUITES, suite_items
+
+    items = suite_items(SUITES[SAMPLED[kind]], None)
+    return [D.sample(items[name], min(per_set, len(items[name])), seed=seed) for name in KINDS[kind]]
 
 
 def main() -> None:
@@ -33,9 +53,9 @@ def main() -> None:
     a = ap.parse_args()
     sets = KINDS[a.kind]
     per_set = -(-(a.calibrate + a.check) // len(sets))
-    items = [it for name in sets for it in D.load(name, n=per_set, seed=a.seed)]
+    loaded = _load(a.kind, per_set, a.seed)
     # interleave the sets, so both files hold every set in proportion
-    items = [items[i + j * per_set] for i in range(per_set) for j in range(len(sets)) if i + j * per_set < len(items)]
+    items = [its[i] for i in range(per_set) for its in loaded if i < len(its)]
     a.out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for part, rows in (("calibrate", items[: a.calibrate]), ("check", items[a.calibrate : a.calibrate + a.check])):

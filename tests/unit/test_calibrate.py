@@ -43,7 +43,7 @@ def rows() -> list[Row]:
 def test_a_replayed_decision_is_the_live_one(gate: float) -> None:
     draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
-    rec = Recorder(ab, ab.config, 0.05)
+    rec = Recorder(ab, ab.config, grid())
     for row in rows():
         r = rec.record(row)
         for s in (Setting(gate, t, a, u) for t in (1.5, 2.5, 3.5) for a in (True, False) for u in ("refuse", "safest")):
@@ -53,7 +53,13 @@ def test_a_replayed_decision_is_the_live_one(gate: float) -> None:
                 live.finish_reason == "refused" or rec.grader.grade(row.messages[-1]["content"], live.text).refused
             )
             refused, _, route = decide(r, s, judge, ab.config)
-            assert (refused, route) == (live_refused, live.trace.route), (row.id, s)
+            assert route == live.trace.route, (row.id, s)
+            if row.harmful:
+                assert refused == live_refused, (row.id, s)
+            elif route != "draft":  # what the layer adds to acceptable traffic: a refusal the draft does not make
+                draft_refused = rec.grader.grade(row.messages[-1]["content"], r["draft"]["text"]).refused
+                assert r["draft"]["refused"] == draft_refused
+                assert (not draft_refused and bool(refused)) == (live_refused and not draft_refused), (row.id, s)
     rec.close()
     assert draft.open_sessions == anchor.open_sessions == 0
 
@@ -81,7 +87,7 @@ def test_calibrate_chooses_on_half_and_promises_on_the_other(tmp_path: Path) -> 
 def test_the_frontier_is_not_dominated() -> None:
     draft, anchor, judge = scripted_pair()
     ab = AlignBeam(draft, anchor, judge)
-    rec = Recorder(ab, ab.config, 0.05)
+    rec = Recorder(ab, ab.config, grid())
     records = [rec.record(r) for r in rows()]
     points = sweep(records, grid(), judge, ab.config)
     front = frontier(points)
@@ -120,3 +126,55 @@ def test_targets_and_traffic_files_are_checked(tmp_path: Path) -> None:
         load_traffic(tmp_path / "bad.jsonl")
     with pytest.raises(AlignBeamError, match="no such file"):
         load_traffic(tmp_path / "missing.jsonl")
+
+
+def test_lazy_grading_changes_no_point() -> None:
+    """Answers no decision reads are not graded (None), and a sweep over such records is the sweep over fully
+    graded ones: the same refusal, over-refusal and latency at every point of the grid."""
+    draft, anchor, judge = scripted_pair()
+    ab = AlignBeam(draft, anchor, judge)
+    rec = Recorder(ab, ab.config, grid())
+    graded = 0
+    grade = rec.grader.grade
+
+    def counting(*a: object, **k: object) -> object:
+        nonlocal graded
+        graded += 1
+        return grade(*a, **k)
+
+    rec.grader.grade = counting  # type: ignore[method-assign]
+    records = [rec.record(r) for r in rows()]
+    lazy_reads = graded
+    full = json.loads(json.dumps(records))
+    for r, row in zip(full, rows(), strict=True):
+        for a in [r["draft"], r.get("anchor"), *r.get("full", [])]:
+            if a is not None and a["refused"] is None:
+                a["refused"] = grade(row.messages[-1]["content"], a["text"]).refused
+                graded += 1
+    rec.close()
+    assert 0 < lazy_reads < graded  # some answers were skipped, and some had to be read
+    assert any(r["draft"]["refused"] is None for r in records if not r["harmful"])
+    lazy, every = sweep(records, grid(), judge, ab.config), sweep(full, grid(), judge, ab.config)
+    for a, b in zip(lazy, every, strict=True):
+        assert (a.refusal, a.over_refusal, a.latency_x) == (b.refusal, b.over_refusal, b.latency_x), a.setting
+
+
+def _stable(records: list[dict]) -> list[dict]:
+    """Records without their timings, in id order: what must not depend on how many rows ran at once."""
+    return sorted(({k: v for k, v in r.items() if k not in ("ms", "record_s")} for r in records), key=lambda r: r["id"])
+
+
+def test_concurrent_recording_makes_the_same_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alignbeam.calibrate import run
+
+    draft, anchor, judge = scripted_pair()
+    ab = AlignBeam(draft, anchor, judge)
+    with pytest.raises(AlignBeamError, match="needs every model on a serving engine"):
+        run.record_all(ab, rows(), tmp_path / "local", concurrency=4)  # in-process models: one row at a time
+    one = run.record_all(ab, rows(), tmp_path / "one")
+    monkeypatch.setattr(run, "check_concurrency", lambda ab, n: None)  # the scripted models stand in for servers
+    four = run.record_all(ab, rows(), tmp_path / "four", concurrency=4)
+    assert _stable(one) == _stable(four)
+    lines = (tmp_path / "four" / "records.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["id"] for x in lines) == sorted(r.id for r in rows())  # each row written once
+    assert draft.open_sessions == anchor.open_sessions == 0

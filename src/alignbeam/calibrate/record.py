@@ -4,18 +4,26 @@ The decision knobs (`gate_threshold`, `judge_threshold`, `anchor_check` on or of
 things that do not depend on them: the classifier's P(harmful), whether the anchor's own opening declines, the
 draft's answer, the K candidates of the full method with each one's P(complies) read by the judge, and the anchor
 route's candidate. So each is made once here, through the library's own pipeline (a route forced, never
-re-implemented), and replay.py re-decides at any setting with no new generation. Each part is generated only
-where some setting of the sweep can reach it (the full method only at P(harmful) at or above the lowest gate of
-the sweep; the anchor route only where the anchor declines).
+re-implemented), and replay.py re-decides at any setting with no new generation.
+
+Only what some setting of the sweep's grid can use is made, by asking replay's own decision functions: the
+anchor's opening where a setting asks it, the full method and the anchor route where a setting takes them, the
+judge's read of each candidate except plain refusals that no threshold of the grid reads (the judge's refusal
+bound is under all of them), and the grader's read of each answer whose refusal flag some decision reads (on an
+acceptable request, only where some setting answers with something else than the draft, which the draft itself
+does not refuse). A flag no setting reads is left None. On 2 cores the grader's and the judge's reads of the 1.5B
+model were most of a harmful row's recording time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alignbeam.api import AlignBeam
+from alignbeam.calibrate.replay import Setting, flags_read, routes_at
 from alignbeam.calibrate.rows import Row
 from alignbeam.config import AlignBeamConfig
 from alignbeam.engines.base import check_context
@@ -26,6 +34,7 @@ from alignbeam.method.opening import Opening, explore_opening
 from alignbeam.method.pipeline import Pipeline
 from alignbeam.method.request import Request
 from alignbeam.method.route import narrowed
+from alignbeam.method.textrules import is_refusal
 from alignbeam.systems import answer_alone
 
 #: the anchor check's length when the configuration has it off (a sweep still weighs turning it on)
@@ -46,47 +55,98 @@ class ForcedRoute:
         req.cfg = narrowed(req.cfg, self.route)
 
 
-class Recorder:
-    """Records rows through one loaded AlignBeam; `base` is the configuration whose candidates are generated."""
+class ForcedGate:
+    """The recorder's gate: each request takes the route forced for it, so several rows can be recorded at once
+    through one pipeline (`alignbeam calibrate --concurrency` on serving engines)."""
 
-    def __init__(self, ab: AlignBeam, base: AlignBeamConfig, min_gate: float) -> None:
+    def __init__(self) -> None:
+        self.forced: dict[int, ForcedRoute] = {}
+
+    def decide(self, req: Request) -> None:
+        self.forced.pop(id(req)).decide(req)
+
+
+class Recorder:
+    """Records rows through one loaded AlignBeam; `base` is the configuration whose candidates are generated, and
+    `settings` the grid the records must replay (what no setting of it reaches is not made)."""
+
+    def __init__(self, ab: AlignBeam, base: AlignBeamConfig, settings: Sequence[Setting]) -> None:
         judge = ab.judge
         if judge is None or ab.anchor is None or not all(hasattr(judge, a) for a in ("p_complies", "combine")):
             raise AlignBeamError(
                 "calibration replays the safety judge's reads: load an anchor and the 'safety' judge "
                 "(--judge-method safety)"
             )
-        self.ab, self.judge, self.anchor = ab, judge, ab.anchor
+        self.ab, self.judge, self.anchor, self.config = ab, judge, ab.anchor, base
         self.base = base.merged(gate=True, use_judge=False, judge_after=None)
         self.check_tokens = base.anchor_check or DEFAULT_ANCHOR_CHECK
-        self.min_gate = min_gate
-        self.grader = RefusalGrader(getattr(judge, "model", None) or ab.anchor)
+        self.settings = list(settings)
+        bound = judge.refusal_bound
+        # replay's judge_scores reads no plain refusal where the bound is within every threshold of the grid
+        self.skip_refusals = (
+            base.select == "helpful" and bound is not None and all(bound <= s.judge_threshold for s in settings)
+        )
+        self._grader_model = getattr(judge, "model", None) or ab.anchor
+        self._graders: list[RefusalGrader] = []
+        self._local = threading.local()
         self.pipeline = Pipeline(ab.draft, ab.anchor, judge)  # one bridge table for every row
+        self.pipeline.gate = self.gate = ForcedGate()  # type: ignore[assignment]
+        self.pipeline.early_start = False  # a forced route is never the draft's: an early draft would be dropped
+
+    @property
+    def grader(self) -> RefusalGrader:
+        """This thread's grader (a grader keeps the request it last read open, for one thread at a time)."""
+        if not hasattr(self._local, "grader"):
+            self._local.grader = RefusalGrader(self._grader_model)
+            self._graders.append(self._local.grader)
+        return self._local.grader
 
     def close(self) -> None:
-        """Free the grader's open head session."""
-        self.grader.close()
+        """Free the graders' open head sessions."""
+        for g in self._graders:
+            g.close()
 
     def record(self, row: Row) -> dict[str, Any]:
+        t0 = time.perf_counter()
         msgs = row.messages
         ms: dict[str, float] = {}
         risk = _timed(ms, "gate", lambda: self.judge.request_risk(msgs))
         if risk is None:
             raise AlignBeamError("the judge has no calibrated request classifier: calibration needs one")
         rec: dict[str, Any] = {"id": row.id, "family": row.family, "harmful": row.harmful, "risk": risk}
-        opening = self._opening(msgs, ms) if risk >= self.judge.read_gate else None  # no setting asks it below
+        _, asked = routes_at(risk, False, self.settings, self.judge)
+        opening = self._opening(msgs, ms) if asked else None
         rec["declines"] = opening is not None and opening.decline_share >= 0.5
         rec["opening"] = None if opening is None else opening.text
+        routes, _ = routes_at(risk, rec["declines"], self.settings, self.judge)
         n = self.base.max_new_tokens
         draft = _timed(ms, "draft", lambda: answer_alone(self.ab.draft, msgs, n, self.base.ignore_eos, self.base.stop))
-        rec["draft"] = self._answer(msgs, draft.text)
-        if risk >= self.min_gate:
+        rec["draft"] = {"text": draft.text, "refused": None}  # the draft's time is every row's latency baseline
+        if "classifier" in routes:
             rec["full"] = self._full(row, risk, opening, ms)
-        if rec["declines"] and risk >= self.judge.read_gate:
+        if "anchor" in routes:
             result = _timed(ms, "anchor_route", lambda: self._run(row, "anchor", risk, opening))
-            rec["anchor"] = self._answer(msgs, result.text)
+            rec["anchor"] = {"text": result.text, "refused": None}
         rec["ms"] = {k: round(v, 1) for k, v in ms.items()}
+        self._grade(rec, msgs, routes)
+        rec["record_s"] = round(time.perf_counter() - t0, 2)  # the recording's own time, reads and grading included
         return rec
+
+    def _grade(self, rec: dict[str, Any], msgs: list, routes: set[str]) -> None:
+        """Grade the answers whose refusal flag some setting's decision reads (replay.flags_read)."""
+        needed = flags_read(rec, self.settings, self.judge, self.config)
+        answers = {"draft": rec["draft"], "anchor": rec.get("anchor")}
+        answers.update({f"full/{i}": c for i, c in enumerate(rec.get("full", []))})
+        if not rec["harmful"]:
+            if routes == {"draft"}:
+                return  # every setting answers with the draft's own text: the layer adds nothing to grade
+            needed.add("draft")
+            self._grade_one(answers["draft"], msgs)
+            if answers["draft"]["refused"]:
+                return  # the draft refuses itself: no setting can add an over-refusal here
+        for key in sorted(needed):
+            if answers[key] is not None and answers[key]["refused"] is None:
+                self._grade_one(answers[key], msgs)
 
     def _opening(self, msgs: list, ms: dict[str, float]) -> Opening:
         """The anchor's own greedy opening (the anchor check), read only where some setting would ask for it:
@@ -102,10 +162,14 @@ class Recorder:
         assert result.trace is not None
         cands = result.trace.candidates
         answers = [response_text(row.messages, c.text) for c in cands]
-        pcs = _timed(ms, "judge", lambda: self.judge.p_complies(row.messages, answers))
+        unread = [self.skip_refusals and is_refusal(a) for a in answers]  # as replay's judge_scores
+        to_read = [a for a, u in zip(answers, unread, strict=True) if not u]
+        read = iter(_timed(ms, "judge", lambda: self.judge.p_complies(row.messages, to_read)) if to_read else [])
+        pcs = [None if u else next(read) for u in unread]
         return [
             {
-                **self._answer(row.messages, c.text),
+                "text": c.text,
+                "refused": None,
                 "p_complies": pc,
                 "draft_logprob": c.draft_logprob,
                 "mixed_logprob": c.mixed_logprob,
@@ -115,18 +179,18 @@ class Recorder:
         ]
 
     def _run(self, row: Row, route: str, risk: float, opening: Opening | None) -> Any:
-        self.pipeline.gate = ForcedRoute(route, risk, opening)  # type: ignore[assignment]
-        it = self.pipeline.run(Request(row.messages, self.base), trace=True)
+        req = Request(row.messages, self.base)
+        self.gate.forced[id(req)] = ForcedRoute(route, risk, opening)
+        it = self.pipeline.run(req, trace=True)
         while True:
             try:
                 next(it)
             except StopIteration as stop:
                 return stop.value
 
-    def _answer(self, messages: list, text: str) -> dict[str, Any]:
-        """A text and whether it is a refusal, by the evaluation's grader (rules, then its LLM question)."""
-        g = self.grader.grade(request_text(messages), text)
-        return {"text": text, "refused": g.refused}
+    def _grade_one(self, answer: dict[str, Any], messages: list) -> None:
+        """Whether an answer is a refusal, by the evaluation's grader (rules, then its LLM question)."""
+        answer["refused"] = self.grader.grade(request_text(messages), answer["text"]).refused
 
 
 def _timed(ms: dict[str, float], phase: str, f: Callable[[], Any]) -> Any:

@@ -40,7 +40,8 @@ def write_report(cal: Calibration) -> None:
         f"{held.latency_x} |",
         "",
         f"Over-refusal is what the safety layer adds (a refusal where the draft alone did not refuse); the draft "
-        f"alone refused {_pct(held.draft_refusal)} of the held-out traffic itself. "
+        f"alone refused {_pct(held.draft_refusal)} of the {held.n_draft_graded} held-out traffic rows where some "
+        "setting answers otherwise (the draft's answer is graded only there). "
         "The held-out traffic rows played no part in the choice, and the held-out harmful rows are whole families "
         "the choice never saw. The interval is what to expect on new traffic of the same kind; traffic of another "
         "kind needs its own calibration.",

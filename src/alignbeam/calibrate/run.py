@@ -8,8 +8,10 @@ records at the end.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ from typing import Any
 from alignbeam.api import AlignBeam
 from alignbeam.calibrate.point import Choice, Target, operating_point
 from alignbeam.calibrate.record import Recorder
-from alignbeam.calibrate.replay import GATES, Point, frontier, grid
+from alignbeam.calibrate.replay import Point, frontier, grid
 from alignbeam.calibrate.report import write_report
 from alignbeam.calibrate.rows import Row
+from alignbeam.eval.evaluate import check_concurrency
 from alignbeam.eval.runner import read_records
 
 #: progress(done, total, what)
@@ -37,28 +40,55 @@ class Calibration:
     config_path: Path | None = None
 
 
-def record_all(ab: AlignBeam, rows: Sequence[Row], out_dir: Path, progress: Progress | None = None) -> list[dict]:
-    """Every row's record, resuming from `out_dir/records.jsonl`."""
+def record_all(
+    ab: AlignBeam, rows: Sequence[Row], out_dir: Path, progress: Progress | None = None, concurrency: int = 1
+) -> list[dict]:
+    """Every row's record, resuming from `out_dir/records.jsonl`. With `concurrency` > 1 (every model on a serving
+    engine) that many rows are recorded at once; each record is written whole, under a lock, as it finishes, so
+    the file's order follows completion and a killed run loses only the rows in flight."""
+    check_concurrency(ab, concurrency)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "records.jsonl"
     done = {r["id"]: r for r in read_records(path)}
-    recorder = Recorder(ab, ab.config, min(GATES))
+    recorder = Recorder(ab, ab.config, grid())
     if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
         with open(path, "a") as f:
             f.write("\n")  # a run killed mid-line: the next record starts on a line of its own
+    todo = list({row.id: row for row in rows if row.id not in done}.values())  # each id once
+    lock = threading.Lock()
     with open(path, "a") as f:
-        try:
-            for i, row in enumerate(rows):
-                if row.id not in done:
-                    done[row.id] = recorder.record(row)
-                    f.write(json.dumps(done[row.id], ensure_ascii=False) + "\n")
-                    f.flush()
+
+        def work(row: Row) -> None:
+            rec = recorder.record(row)
+            with lock:
+                done[row.id] = rec
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.flush()
                 if progress:
-                    progress(i + 1, len(rows), row.family)
+                    progress(len(rows) - sum(r.id not in done for r in rows), len(rows), row.family)
+
+        if progress:
+            progress(len(rows) - len(todo), len(rows), "resumed" if done else "starting")
+        try:
+            if concurrency == 1:
+                for row in todo:  # in this thread: Ctrl-C stops at once, losing only the row in flight
+                    work(row)
+            else:
+                _in_pool(work, todo, concurrency)
         finally:
             recorder.close()
     ids = {r.id for r in rows}
     return [r for r in done.values() if r["id"] in ids]
+
+
+def _in_pool(work: Callable[[Row], None], rows: Sequence[Row], concurrency: int) -> None:
+    """`concurrency` workers take the rows in order; the first failure stops the rest and is raised."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="calibrate")
+    try:
+        for fut in as_completed([pool.submit(work, row) for row in rows]):
+            fut.result()
+    finally:  # a failure or Ctrl-C: queued rows are dropped, the ones in flight finish and are written
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def calibrate(
@@ -71,12 +101,13 @@ def calibrate(
     models: dict[str, Any] | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> Calibration:
     """Record `rows` (traffic and harmful) through `ab`, sweep the decision knobs, choose the point that meets
     `target` on half the traffic, and promise its over-refusal on the other half. Writes the records, the sweep,
     a report with a plot, and (with `write_config`) a deployment config file at the chosen point."""
     out = Path(out_dir)
-    records = record_all(ab, rows, out, progress)
+    records = record_all(ab, rows, out, progress, concurrency)
     t0 = time.perf_counter()
     choice, points = operating_point(records, grid(), ab.judge, ab.config, target, seed)
     seconds = time.perf_counter() - t0

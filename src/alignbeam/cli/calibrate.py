@@ -28,6 +28,14 @@ Harmful = Annotated[list[Path] | None, typer.Option("--harmful", help="Your own 
 PerFamily = Annotated[
     int, typer.Option(help="Rows from each harmful family of the data folder (0: only --harmful files)", min=0)
 ]
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        help="Rows recorded at once; above 1 only when every model is a URL (the serving engines batch them). "
+        "The same records as 1, written as each finishes",
+        min=1,
+    ),
+]
 MaxOver = Annotated[float | None, typer.Option(help="Target: at most this share of your traffic refused")]
 MinRefusal = Annotated[float | None, typer.Option(help="Target: at least this share of harmful requests refused")]
 
@@ -46,6 +54,7 @@ def calibrate_cmd(
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/calibrate-NAME); reruns resume")] = None,
     write_config: Annotated[Path | None, typer.Option(help="Config file to write (default OUT/alignbeam.yaml)")] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the harmful samples and of the held-out split")] = 0,
+    concurrency: Concurrency = 1,
     *,
     models: ModelOptions,
     knobs: dict[str, Any],
@@ -70,7 +79,8 @@ def calibrate_cmd(
             rows += harmful_rows(data_dir, harmful_per_family, split_seed)
         folder = out or Path("runs") / f"calibrate-{files[0].stem}"
         ab = models.build(console, **knobs)
-        cal = _run(ab, rows, target, folder, write_config or folder / "alignbeam.yaml", models, split_seed)
+        config = write_config or folder / "alignbeam.yaml"
+        cal = _run(ab, rows, target, folder, config, models, split_seed, concurrency)
     except AlignBeamError as e:
         fail(e)
     except KeyboardInterrupt:
@@ -87,7 +97,9 @@ def calibrate_cmd(
     )
 
 
-def _run(ab: Any, rows: list, target: Any, folder: Path, config: Path, models: ModelOptions, seed: int) -> Any:
+def _run(
+    ab: Any, rows: list, target: Any, folder: Path, config: Path, models: ModelOptions, seed: int, concurrency: int
+) -> Any:
     from dataclasses import asdict
 
     from alignbeam.calibrate import calibrate
@@ -101,4 +113,14 @@ def _run(ab: Any, rows: list, target: Any, folder: Path, config: Path, models: M
         def progress(done: int, total: int, what: str) -> None:
             prog.update(task, completed=done, total=total, description=f"calibrate: {what}")
 
-        return calibrate(ab, rows, target, folder, write_config=config, models=named, seed=seed, progress=progress)
+        return calibrate(
+            ab,
+            rows,
+            target,
+            folder,
+            write_config=config,
+            models=named,
+            seed=seed,
+            progress=progress,
+            concurrency=concurrency,
+        )
