@@ -95,3 +95,23 @@ def test_a_missing_extra_is_one_line_naming_the_pip_install(
     with pytest.raises(extras.MissingExtraError) as e:
         load_model("smollm2-135m", engine=engine, reuse=False)
     assert "\n" not in str(e.value) and str(e.value).endswith(f"pip install 'alignbeam[{extra}]'")
+
+
+@pytest.mark.parametrize("in_vocab", [True, False])
+def test_the_plain_twin_reads_markup_as_text_with_the_same_added_ids(in_vocab: bool) -> None:
+    """The tokenizer that reads markup as text is built over the parsing one's BPE model (not a copy of it) with
+    the same added-token ids, whether they are in the model's vocabulary (GGUF) or after it (Hugging Face files)."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+    from alignbeam.engines.fast_tokenizer import plain_twin
+
+    vocab = {c: i for i, c in enumerate(["<|s|>", *"abcs<>|"] if in_vocab else "abcs<>|")}
+    rust = Tokenizer(models.BPE(vocab=vocab, merges=[], fuse_unk=False))
+    rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    rust.add_tokens([AddedToken("<|s|>", special=True, normalized=False), AddedToken("<u>", normalized=False)])
+    twin = plain_twin(rust)
+    assert twin.get_added_tokens_decoder() == rust.get_added_tokens_decoder()
+    text = "ab<|s|>c <u> a"
+    assert rust.encode(text, add_special_tokens=False).tokens == [*"ab", "<|s|>", "c", "<u>", "a"]
+    assert twin.encode(text, add_special_tokens=False).tokens == [*"ab<|s|>c", "<u>", "a"]
+    assert not rust.encode_special_tokens  # the parsing tokenizer is left as it was
