@@ -78,6 +78,10 @@ def test_calibrate_chooses_on_half_and_promises_on_the_other(tmp_path: Path) -> 
     assert d.knobs["gate_threshold"] == cal.choice.setting.gate_threshold
     assert d.calibration["held_out_traffic_rows"] == 3
     assert (out / "report.md").read_text().count("held out") >= 1 and (out / "sweep.json").exists()
+    # three fitting traffic rows: the report, the config and the command warn that single rows decided it
+    assert any(w.startswith("only 3 traffic rows chose the point") for w in cal.choice.warnings())
+    assert "**Warning**: only 3 traffic rows" in (out / "report.md").read_text()
+    assert d.calibration["warnings"] == cal.choice.warnings()
     # a rerun resumes: nothing is recorded again
     n = len((out / "records.jsonl").read_text().splitlines())
     calibrate(ab, rows(), Target(max_over_refusal=0.0), out)
@@ -178,3 +182,17 @@ def test_concurrent_recording_makes_the_same_records(tmp_path: Path, monkeypatch
     lines = (tmp_path / "four" / "records.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["id"] for x in lines) == sorted(r.id for r in rows())  # each row written once
     assert draft.open_sessions == anchor.open_sessions == 0
+
+
+def test_a_target_missed_on_held_out_rows_is_a_warning() -> None:
+    from alignbeam.calibrate.point import Choice
+    from alignbeam.calibrate.replay import Point
+
+    s = Setting(0.5, 1.5, False)
+    fit = Point(s, 0.9, (0.8, 1.0), 15, 0.0, (0.0, 0.03), 150, 2.0)
+    held = Point(s, 0.8, (0.6, 0.9), 12, 0.12, (0.07, 0.2), 150, 2.0)
+    assert Choice(s, fit, fit, Target(max_over_refusal=0.05)).warnings() == []
+    (w,) = Choice(s, fit, held, Target(max_over_refusal=0.05)).warnings()
+    assert "12.0% of 150 held-out traffic rows over-refused against at most 5.0%" in w
+    (w,) = Choice(s, fit, held, Target(min_refusal=0.85)).warnings()
+    assert "80.0% of 12 refused against at least 85.0%" in w

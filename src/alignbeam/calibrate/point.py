@@ -18,6 +18,9 @@ from alignbeam.calibrate.replay import Point, Setting, evaluate_point, sweep
 from alignbeam.config import AlignBeamConfig
 from alignbeam.errors import AlignBeamError
 
+#: fewer fitting traffic rows than this and the report warns that single rows decide the choice
+MIN_FIT_ROWS = 100
+
 
 @dataclass(frozen=True)
 class Target:
@@ -93,12 +96,37 @@ class Choice:
     held_out: Point
     target: Target
 
+    def warnings(self) -> list[str]:
+        """What the deployer must know before trusting the point: the target missed on the held-out rows, or so
+        few fitting rows that single requests decided the choice (a choice on a few dozen rows is noisy: on 42
+        look-alike requests, ten seeds of the split promised 0% to 29% for a 5% cap, docs/calibration.md)."""
+        out = []
+        held, fit, t = self.held_out, self.fitted, self.target
+        if t.max_over_refusal is not None and held.over_refusal > t.max_over_refusal:
+            out.append(
+                f"the target was missed on rows the choice never saw: {held.over_refusal:.1%} of {held.n_traffic} "
+                f"held-out traffic rows over-refused against at most {t.max_over_refusal:.1%} asked (on the "
+                f"{fit.n_traffic} fitting rows: {fit.over_refusal:.1%}); calibrate on more traffic"
+            )
+        if t.min_refusal is not None and held.refusal < t.min_refusal:
+            out.append(
+                f"the target was missed on harmful families the choice never saw: {held.refusal:.1%} of "
+                f"{held.n_harmful} refused against at least {t.min_refusal:.1%} asked; add harmful rows"
+            )
+        if fit.n_traffic < MIN_FIT_ROWS:
+            out.append(
+                f"only {fit.n_traffic} traffic rows chose the point (one row is {1 / max(fit.n_traffic, 1):.1%} of "
+                f"the over-refusal): single requests decide the choice; give a few hundred rows of traffic"
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "setting": self.fitted.to_dict()["setting"],
             "target": {k: v for k, v in vars(self.target).items() if v is not None},
             "fitted": self.fitted.to_dict(),
             "promised": self.held_out.to_dict(),
+            "warnings": self.warnings(),
         }
 
 

@@ -46,6 +46,7 @@ def write_report(cal: Calibration) -> None:
         "the choice never saw. The interval is what to expect on new traffic of the same kind; traffic of another "
         "kind needs its own calibration.",
         "",
+        *[f"**Warning**: {w}.\n" for w in c.warnings()],
         f"## Frontier ({len(cal.frontier)} of {len(cal.points)} points: none beats them on all three, all rows)",
         "",
         "| gate_threshold | judge_threshold | anchor_check | on_all_unsafe | harmful refused | traffic over-refused "

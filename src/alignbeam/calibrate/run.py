@@ -139,6 +139,8 @@ def _write_config(cal: Calibration, ab: AlignBeam, models: dict[str, Any]) -> No
         "median_latency_x_draft": held.latency_x,
         "report": str(cal.out_dir / "report.md"),
     }
+    if cal.choice.warnings():
+        calibration["warnings"] = cal.choice.warnings()
     assert cal.config_path is not None
     cal.config_path.parent.mkdir(parents=True, exist_ok=True)
     cal.config_path.write_text(dump({"models": models, "knobs": knobs, "calibration": calibration}))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from alignbeam.cli.common import console, err_console, fail
@@ -95,6 +96,8 @@ def calibrate_cmd(
         f"the draft\nreport: {cal.out_dir / 'report.md'}  config: {cal.config_path}  "
         f"({len(cal.points)} points replayed in {cal.sweep_seconds:.1f} s)"
     )
+    for w in cal.choice.warnings():
+        err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
 
 
 def _run(
