@@ -10,7 +10,7 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -59,6 +59,9 @@ class FakeGrader:
 
     def grade(self, prompt: str, response: str) -> Grade:
         return Grade(int(prompt.split()[-1]) % 2 == 0, "keyword")
+
+    def worker_copy(self) -> FakeGrader:
+        return replace(self)
 
 
 def _run(out: Path, concurrency: int, responder: FakeResponder | None = None) -> list[dict]:
@@ -117,3 +120,19 @@ def test_concurrency_needs_every_model_remote() -> None:
         check_concurrency(ab, 4)  # type: ignore[arg-type]
     with pytest.raises(AlignBeamError, match="1 or more"):
         check_concurrency(ab, 0)  # type: ignore[arg-type]
+
+
+def test_worker_graders_share_one_cache_of_grades() -> None:
+    """Each worker's grader keeps its own open request but reads an answer two systems gave only once."""
+    from fake_engine import scripted_pair
+
+    from alignbeam.eval.grader import RefusalGrader
+
+    grader = RefusalGrader(scripted_pair()[1])
+    a, b = grader.worker_copy(), grader.worker_copy()
+    calls: list[str] = []
+    for g in (a, b):
+        g.p_complies = lambda prompt, response: calls.append(response) or 0.9  # type: ignore[method-assign]
+    request, answer = "How do I bake bread?", "Mix flour, water, yeast and salt, then bake bread at 230 C."
+    assert a.grade(request, answer) == b.grade(request, answer) == grader.grade(request, answer)
+    assert calls == [answer] and a._head is None and a is not b

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from alignbeam.engines.base import Model, Session
@@ -90,9 +90,17 @@ class RefusalGrader:
             self._head.close()
         self._head, self._head_text = None, None
 
+    def worker_copy(self) -> RefusalGrader:
+        """A grader for another thread: its own open request (`_head`, one thread at a time may use it), the same
+        cache of grades, so an answer that two systems gave to one item is read once, as one at a time."""
+        twin = replace(self)
+        twin._cache = self._cache
+        return twin
+
     def grade(self, prompt: str, response: str) -> Grade:
         key = (prompt, response)
-        if key not in self._cache:
+        g = self._cache.get(key)
+        if g is None:
             g = rule_grade(prompt, response)
             if g is None:
                 p = self.p_complies(prompt, response)
@@ -100,7 +108,7 @@ class RefusalGrader:
             if len(self._cache) > 4096:
                 self._cache.clear()
             self._cache[key] = g
-        return self._cache[key]
+        return g
 
     def is_refusal(self, prompt: str, response: str) -> tuple[bool, float | None]:
         g = self.grade(prompt, response)

@@ -12,7 +12,7 @@ import threading
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -311,13 +311,14 @@ def _run_concurrently(
     concurrency: int,
     allow_unsandboxed: bool,
 ) -> None:
-    """`concurrency` workers take the jobs in order; each has its own grader (the grader keeps the request it
-    last read open, which one thread at a time may use). The first failure stops the rest and is raised."""
+    """`concurrency` workers take the jobs in order; each has its own copy of the grader (the grader keeps the
+    request it last read open, which one thread at a time may use), all with one cache of grades. The first
+    failure stops the rest and is raised."""
     local = threading.local()
 
     def work(job: Job) -> None:
         if not hasattr(local, "grader"):
-            local.grader = replace(grader)
+            local.grader = grader.worker_copy()
         sink.write(job.key, make_record(responder, local.grader, job, allow_unsandboxed))
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval")
