@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from alignbeam.calibrate.replay import Point, frontier, grid
 from alignbeam.calibrate.report import write_report
 from alignbeam.calibrate.rows import Row
 from alignbeam.eval.evaluate import check_concurrency
-from alignbeam.eval.runner import read_records
+from alignbeam.eval.runner import in_pool, read_records
 
 #: progress(done, total, what)
 Progress = Callable[[int, int, str], None]
@@ -74,21 +73,11 @@ def record_all(
                 for row in todo:  # in this thread: Ctrl-C stops at once, losing only the row in flight
                     work(row)
             else:
-                _in_pool(work, todo, concurrency)
+                in_pool(work, todo, concurrency, "calibrate")
         finally:
             recorder.close()
     ids = {r.id for r in rows}
     return [r for r in done.values() if r["id"] in ids]
-
-
-def _in_pool(work: Callable[[Row], None], rows: Sequence[Row], concurrency: int) -> None:
-    """`concurrency` workers take the rows in order; the first failure stops the rest and is raised."""
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="calibrate")
-    try:
-        for fut in as_completed([pool.submit(work, row) for row in rows]):
-            fut.result()
-    finally:  # a failure or Ctrl-C: queued rows are dropped, the ones in flight finish and are written
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def calibrate(

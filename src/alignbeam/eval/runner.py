@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +26,8 @@ from alignbeam.eval.grader import RefusalGrader
 from alignbeam.eval.scorers import executes_code, score_item
 from alignbeam.eval.systems import Responder
 from alignbeam.systems import System
+
+T = TypeVar("T")
 
 #: rows used to fit thresholds (the judge's request classifier, the router): never reported as test results
 CALIBRATION_IDS = frozenset(
@@ -321,11 +323,18 @@ def _run_concurrently(
             local.grader = grader.worker_copy()
         sink.write(job.key, make_record(responder, local.grader, job, allow_unsandboxed))
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval")
+    in_pool(work, jobs, concurrency, "eval")
+
+
+def in_pool(work: Callable[[T], None], items: Sequence[T], workers: int, name: str) -> None:
+    """`workers` threads take the items in order (evaluation's jobs, calibration's rows); the first failure stops
+    the rest and is raised. On a failure or Ctrl-C the queued items are dropped and the ones in flight finish, so
+    whatever they write is whole."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     try:
-        for fut in as_completed([pool.submit(work, job) for job in jobs]):
+        for fut in as_completed([pool.submit(work, item) for item in items]):
             fut.result()
-    finally:  # a failure or Ctrl-C: queued jobs are dropped, the ones in flight finish and are written
+    finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
