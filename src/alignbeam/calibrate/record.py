@@ -140,8 +140,7 @@ class Recorder:
         if not rec["harmful"]:
             if routes == {"draft"}:
                 return  # every setting answers with the draft's own text: the layer adds nothing to grade
-            needed.add("draft")
-            self._grade_one(answers["draft"], msgs)
+            self._grade_one(answers["draft"], msgs)  # what any other answer's refusal is weighed against
             if answers["draft"]["refused"]:
                 return  # the draft refuses itself: no setting can add an over-refusal here
         for key in sorted(needed):
