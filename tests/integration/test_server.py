@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
-from tests.conftest import SERVER_KEY, SERVER_LIMIT, cross_pair_server
+from tests.conftest import SERVER_KEY, SERVER_LIMIT, cross_pair_server, free_port, wait_until_up
 
 from alignbeam.server import BackgroundServer
 
@@ -147,29 +145,14 @@ def test_models_health_metrics(client: OpenAI, server: BackgroundServer) -> None
     assert "alignbeam_queue_waiting 0" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_cli_serve(tmp_path: object) -> None:
     """`alignbeam serve` as a user starts it: options parsed, models loaded, OpenAI endpoints up, JSON access log."""
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "alignbeam.cli", "serve", "--port", str(port), "--api-key", KEY, "-K", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "alignbeam serve did not come up"
-            time.sleep(0.3)
+        wait_until_up(url, proc, 120, "alignbeam serve")
         c = OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
         card = c.models.list().data[0]
         assert (card.model_extra or {})["alignbeam"]["config"]["k"] == 2  # the CLI default knob is served

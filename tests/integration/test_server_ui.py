@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port, wait_until_up
 from tests.ui_browser import HOSTILE, ask, chromium, no_script_ran, open_playground, screenshot, text_of
 
 KEY = "playground-key"
@@ -31,31 +30,16 @@ WAIT_S = 600  # both columns of one prompt, on 2 busy cores
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "playground.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """`alignbeam serve --ui` as a user starts it, with a key; yields its URL."""
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "alignbeam.cli", "serve", "--ui", "--port", str(port), "--max-tokens-limit", "64"]
     env = {**os.environ, "ALIGNBEAM_API_KEY": KEY}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "alignbeam serve --ui did not come up"
-            time.sleep(0.5)
+        wait_until_up(url, proc, 300, "alignbeam serve --ui")
         yield url
     finally:
         proc.terminate()

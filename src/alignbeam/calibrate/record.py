@@ -86,7 +86,7 @@ class Recorder:
         self.skip_refusals = (
             base.select == "helpful" and bound is not None and all(bound <= s.judge_threshold for s in settings)
         )
-        self._grader_model = getattr(judge, "model", None) or ab.anchor
+        self._grader = RefusalGrader(getattr(judge, "model", None) or ab.anchor)
         self._graders: list[RefusalGrader] = []
         self._local = threading.local()
         self.pipeline = Pipeline(ab.draft, ab.anchor, judge)  # one bridge table for every row
@@ -95,9 +95,10 @@ class Recorder:
 
     @property
     def grader(self) -> RefusalGrader:
-        """This thread's grader (a grader keeps the request it last read open, for one thread at a time)."""
+        """This thread's grader (a grader keeps the request it last read open, for one thread at a time), with
+        one cache of grades for all threads, as evaluation's workers have."""
         if not hasattr(self._local, "grader"):
-            self._local.grader = RefusalGrader(self._grader_model)
+            self._local.grader = self._grader.worker_copy()
             self._graders.append(self._local.grader)
         return self._local.grader
 
